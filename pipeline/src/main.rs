@@ -1,1 +1,595 @@
-fn main(){}
+//! `pipeline`: the mfpipe command line. See DESIGN sec. 4 for the contract.
+
+mod config;
+mod experiment;
+mod generate;
+mod plots;
+mod progress;
+mod report;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use config::RunConfig;
+use mfpipe_data::design::DesignKind;
+use mfpipe_data::{h5, Progress};
+use mfpipe_fusion::Budget;
+use mfpipe_solvers::{registry, Simulator};
+use progress::note;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "pipeline",
+    version,
+    about = "mfpipe: multi-fidelity physics surrogates from solver to report"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List problems, their inputs and fidelity levels.
+    List,
+    /// Solve one problem at one fidelity.
+    Solve(SolveArgs),
+    /// Generate a multi-fidelity HDF5 dataset.
+    Generate(GenerateArgs),
+    /// Train and evaluate fusion models on a dataset.
+    Train(TrainArgs),
+    /// Generate (if missing), train, evaluate and report, from one config.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct SolveArgs {
+    problem: String,
+    /// Level number or name.
+    #[arg(long, default_value = "0")]
+    fidelity: String,
+    /// NAME=VALUE; inputs not given take the centre of their range.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Print the solution as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    problem: String,
+    /// Take defaults from this config's [data] section (else the problem's embedded config).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Comma-separated fidelity levels, cheapest first.
+    #[arg(long, value_delimiter = ',')]
+    levels: Option<Vec<String>>,
+    /// Comma-separated sample counts, one per level.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    n: Option<Vec<String>>,
+    #[arg(long)]
+    design: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    seed: Option<String>,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Finish an interrupted run of the same settings.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    dataset: PathBuf,
+    /// Comma-separated model names.
+    #[arg(long, value_delimiter = ',')]
+    model: Vec<String>,
+    #[arg(long = "n-hf", value_delimiter = ',', allow_negative_numbers = true)]
+    n_hf: Option<Vec<String>>,
+    #[arg(long = "n-lf", value_delimiter = ',', allow_negative_numbers = true)]
+    n_lf: Option<Vec<String>>,
+    /// Seeds as a list or range: 0-4 or 0,1,7.
+    #[arg(long)]
+    seeds: Option<String>,
+    /// HF samples held out for testing (when the file has no role array).
+    #[arg(long = "n-test", allow_negative_numbers = true)]
+    n_test: Option<String>,
+    /// Low-fidelity level (default: the cheapest in the file).
+    #[arg(long = "lf-level")]
+    lf_level: Option<usize>,
+    /// High-fidelity level (default: the finest in the file).
+    #[arg(long = "hf-level")]
+    hf_level: Option<usize>,
+    /// Model hyperparameters from this config's [models] section.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Cap every training phase at this many epochs.
+    #[arg(long = "max-epochs")]
+    max_epochs: Option<usize>,
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    problem: String,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output directory (default: out/<problem>, or out/<problem>-smoke).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Tiny sizes from the config's [smoke] section: the whole pipeline in seconds.
+    #[arg(long)]
+    smoke: bool,
+}
+
+fn main() {
+    // A panic is a bug, but the user still gets one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error: {msg} (at {})",
+            info.location().map(|l| l.to_string()).unwrap_or_default()
+        );
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                std::process::exit(
+                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        2
+                    } else {
+                        0
+                    },
+                );
+            }
+            let first = e.render().to_string();
+            let first = first
+                .lines()
+                .next()
+                .unwrap_or("error: invalid arguments")
+                .trim_start_matches("error: ")
+                .to_string();
+            eprintln!("error: {first} (see pipeline --help)");
+            std::process::exit(2);
+        }
+    };
+    let res = std::panic::catch_unwind(|| dispatch(cli));
+    match res {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("error: {}", config::one_line(&format!("{e:#}")));
+            std::process::exit(1);
+        }
+        Err(_) => std::process::exit(101),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::List => list(),
+        Cmd::Solve(a) => solve(a),
+        Cmd::Generate(a) => generate(a),
+        Cmd::Train(a) => train(a),
+        Cmd::Run(a) => run(a),
+    }
+}
+
+fn list() -> Result<()> {
+    for sim in registry::all() {
+        println!("{}: {}", sim.name(), sim.summary());
+        for s in sim.inputs() {
+            println!(
+                "  input  {:<10} [{}, {}] {} (default {})",
+                s.name,
+                s.lower,
+                s.upper,
+                s.unit,
+                s.default_value()
+            );
+        }
+        for f in sim.fidelities() {
+            println!("  level  {} {:<8} {}", f.level, f.name, f.description);
+        }
+        let out = sim.output();
+        println!(
+            "  output {} on {:?} ({})",
+            out.name,
+            out.shape(),
+            out.axes
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Parse `--set NAME=VALUE` pairs against a problem's inputs; unset inputs take their default.
+fn parse_sets(sim: &dyn Simulator, sets: &[String]) -> Result<Vec<f64>> {
+    let specs = sim.inputs();
+    let mut x: Vec<Option<f64>> = vec![None; specs.len()];
+    for s in sets {
+        let (name, value) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s:?}: expected NAME=VALUE"))?;
+        let (name, value) = (name.trim(), value.trim());
+        let k = specs.iter().position(|p| p.name == name).with_context(|| {
+            format!(
+                "--set {s:?}: {} has no input {name:?} (inputs: {})",
+                sim.name(),
+                specs.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        if x[k].is_some() {
+            bail!("--set {s:?}: input {name} given twice");
+        }
+        let v: f64 = value
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--set {s:?}: {value:?} is not a number"))?;
+        x[k] = Some(v);
+    }
+    Ok(x.iter()
+        .zip(specs)
+        .map(|(v, s)| v.unwrap_or_else(|| s.default_value()))
+        .collect())
+}
+
+/// Nest a row-major vector by `shape` as JSON arrays, so values[i][j] follows the axes.
+fn nest(values: &[f64], shape: &[usize]) -> serde_json::Value {
+    if shape.len() <= 1 {
+        return json!(values);
+    }
+    let stride: usize = shape[1..].iter().product();
+    serde_json::Value::Array(
+        values
+            .chunks(stride)
+            .map(|c| nest(c, &shape[1..]))
+            .collect(),
+    )
+}
+
+fn solve(a: SolveArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    let fid = sim.fidelity(&a.fidelity)?.clone();
+    let x = parse_sets(sim.as_ref(), &a.set)?;
+    let sol = sim.solve(&x, fid.level)?;
+    let out = sim.output();
+    let inputs: serde_json::Map<String, serde_json::Value> = sim
+        .inputs()
+        .iter()
+        .zip(&x)
+        .map(|(s, v)| (s.name.to_string(), json!(v)))
+        .collect();
+    if a.json {
+        let obj = json!({
+            "problem": sim.name(),
+            "fidelity": {"level": fid.level, "name": fid.name},
+            "inputs": inputs,
+            "shape": out.shape(),
+            "axes": out.axes.iter().map(|ax| json!({"name": ax.name, "values": ax.values})).collect::<Vec<_>>(),
+            "values": nest(&sol.values, &out.shape()),
+            "cost_s": sol.cost_s,
+            "diagnostics": sol.diagnostics,
+        });
+        println!("{}", serde_json::to_string(&obj)?);
+    } else {
+        let (lo, hi) = sol
+            .values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        println!(
+            "{} at fidelity {} ({}): {}",
+            sim.name(),
+            fid.level,
+            fid.name,
+            fid.description
+        );
+        println!("inputs: {}", serde_json::Value::Object(inputs));
+        println!(
+            "output {} on {:?}: min {lo:.6}, max {hi:.6}",
+            out.name,
+            out.shape()
+        );
+        println!("cost: {:.3e} s", sol.cost_s);
+        for (k, v) in &sol.diagnostics {
+            println!("  {k}: {v}");
+        }
+    }
+    Ok(())
+}
+
+fn parse_list<T: std::str::FromStr>(flag: &str, v: &[String]) -> Result<Vec<T>> {
+    v.iter()
+        .map(|s| {
+            s.trim()
+                .parse::<T>()
+                .map_err(|_| anyhow::anyhow!("{flag} {s:?}: expected a non-negative integer"))
+        })
+        .collect()
+}
+
+fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let bad = || anyhow::anyhow!("--seeds {s:?}: expected a range like 0-4 or a list like 0,1,7");
+    if let Some((a, b)) = s.split_once('-') {
+        let (a, b): (u64, u64) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a > b {
+            return Err(bad());
+        }
+        return Ok((a..=b).collect());
+    }
+    s.split(',')
+        .map(|x| x.trim().parse::<u64>().map_err(|_| bad()))
+        .collect()
+}
+
+fn base_config(problem: &str, path: Option<&Path>) -> Result<RunConfig> {
+    let cfg = match path {
+        Some(p) => RunConfig::load(p)?,
+        None => match RunConfig::embedded(problem) {
+            Ok(c) => c,
+            // Problems without a standard protocol still generate with the generic defaults.
+            Err(_) => RunConfig {
+                version: config::CONFIG_VERSION,
+                problem: problem.into(),
+                data: Default::default(),
+                protocol: Default::default(),
+                models: Default::default(),
+                smoke: Default::default(),
+            },
+        },
+    };
+    if cfg.problem != problem {
+        bail!("config is for problem {:?}, not {problem:?}", cfg.problem);
+    }
+    Ok(cfg)
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    let cfg = base_config(&a.problem, a.config.as_deref())?;
+    let mut spec = generate::GenSpec {
+        design: cfg.data.design,
+        seed: cfg.data.seed,
+        levels: cfg.data.levels.clone(),
+        n: cfg.data.n.clone(),
+    };
+    if let Some(l) = &a.levels {
+        spec.levels = l
+            .iter()
+            .map(|s| sim.fidelity(s.trim()).map(|f| f.level))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(n) = &a.n {
+        spec.n = parse_list("--n", n)?;
+    }
+    if let Some(d) = &a.design {
+        spec.design = d.parse::<DesignKind>()?;
+    }
+    if let Some(s) = &a.seed {
+        spec.seed = s
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--seed {s:?}: expected a non-negative integer"))?;
+    }
+    if spec.levels.len() != spec.n.len() {
+        bail!(
+            "--levels has {} entries but --n has {}",
+            spec.levels.len(),
+            spec.n.len()
+        );
+    }
+    if spec.n.contains(&0) {
+        bail!("--n {:?}: every level needs at least one sample", spec.n);
+    }
+    if spec.levels.windows(2).any(|w| w[0] >= w[1]) {
+        bail!(
+            "--levels {:?}: must be strictly increasing (cheapest first)",
+            spec.levels
+        );
+    }
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{}.h5", a.problem)));
+    let t0 = Instant::now();
+    let s = generate::generate(sim.as_ref(), &spec, &out, a.resume)?;
+    let failed: usize = s.dataset.levels.iter().map(|l| l.failed()).sum();
+    note(format!(
+        "wrote {}: {} samples computed, {} reused, {} failed, {:.2} s",
+        out.display(),
+        s.computed,
+        s.reused,
+        failed,
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let ds = h5::read(&a.dataset)?;
+    ds.require_complete(&a.dataset.display().to_string())?;
+    let mut cfg = match &a.config {
+        Some(p) => RunConfig::load(p)?,
+        None => RunConfig::embedded(&ds.meta.problem).unwrap_or_else(|_| RunConfig {
+            version: 1,
+            problem: ds.meta.problem.clone(),
+            data: Default::default(),
+            protocol: Default::default(),
+            models: Default::default(),
+            smoke: Default::default(),
+        }),
+    };
+    if !a.model.is_empty() {
+        cfg.protocol.models = a.model.clone();
+    }
+    if let Some(v) = &a.n_hf {
+        cfg.protocol.n_hf = parse_list("--n-hf", v)?;
+    }
+    if let Some(v) = &a.n_lf {
+        cfg.protocol.n_lf = parse_list("--n-lf", v)?;
+    }
+    if let Some(s) = &a.seeds {
+        cfg.protocol.seeds = parse_seeds(s)?;
+    }
+    if let Some(s) = &a.n_test {
+        cfg.protocol.n_test = s
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--n-test {s:?}: expected a non-negative integer"))?;
+    }
+    let lf_level = a.lf_level.unwrap_or(ds.levels[0].level);
+    let hf_level = a.hf_level.unwrap_or(ds.levels.last().unwrap().level);
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-train", ds.meta.problem)));
+    let budget = a.max_epochs.map(Budget::Epochs).unwrap_or_default();
+    train_and_report(&cfg, &ds, &a.dataset, lf_level, hf_level, budget, &out)
+}
+
+fn train_and_report(
+    cfg: &RunConfig,
+    ds: &mfpipe_data::dataset::Dataset,
+    path: &Path,
+    lf_level: usize,
+    hf_level: usize,
+    budget: Budget,
+    out: &Path,
+) -> Result<()> {
+    let p = &cfg.protocol;
+    if p.models.is_empty() || p.n_hf.is_empty() || p.n_lf.is_empty() || p.seeds.is_empty() {
+        bail!("nothing to train: models, n_hf, n_lf and seeds must all be non-empty");
+    }
+    for m in &p.models {
+        if !mfpipe_fusion::registry::NAMES.contains(&m.as_str()) {
+            bail!(
+                "unknown model {m:?} (known: {})",
+                mfpipe_fusion::registry::NAMES.join(", ")
+            );
+        }
+    }
+    if p.n_hf.contains(&0) {
+        bail!("--n-hf {:?}: need at least one HF training sample", p.n_hf);
+    }
+    let models = p
+        .models
+        .iter()
+        .map(|m| Ok((m.clone(), cfg.model_params(m)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let plan = experiment::Plan {
+        lf_level,
+        hf_level,
+        n_lf: p.n_lf.clone(),
+        n_hf: p.n_hf.clone(),
+        seeds: p.seeds.clone(),
+        n_test: p.n_test,
+        models,
+        budget,
+    };
+    let bar = progress::Bar::new();
+    let t0 = Instant::now();
+    let outcome = experiment::run(ds, &plan, &bar)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let w = report::write(out, ds, path, &plan, &outcome, wall)?;
+    std::fs::write(out.join("config.toml"), toml::to_string(cfg)?)
+        .with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+    bar.finish();
+    note(format!(
+        "trained {} fits in {wall:.1} s; wrote {} in {}",
+        outcome.records.len(),
+        w.files.join(", "),
+        out.display()
+    ));
+    Ok(())
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    let mut cfg = base_config(&a.problem, a.config.as_deref())?;
+    if a.config.is_none() && RunConfig::embedded(&a.problem).is_err() {
+        bail!(
+            "no default config for problem {:?}; pass --config FILE",
+            a.problem
+        );
+    }
+    let budget = if a.smoke {
+        cfg.smoke();
+        cfg.check().context("config after --smoke")?;
+        Budget::Epochs(cfg.smoke.max_epochs)
+    } else {
+        Budget::Configured
+    };
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("out").join(if a.smoke {
+            format!("{}-smoke", a.problem)
+        } else {
+            a.problem.clone()
+        })
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let dataset = out.join(format!("{}.h5", a.problem));
+    let spec = generate::GenSpec {
+        design: cfg.data.design,
+        seed: cfg.data.seed,
+        levels: cfg.data.levels.clone(),
+        n: cfg.data.n.clone(),
+    };
+    let t0 = Instant::now();
+    let ds = match h5::read(&dataset) {
+        Ok(ds)
+            if generate::same_run(&generate::skeleton(sim.as_ref(), &spec)?, &ds)
+                && ds.require_complete("").is_ok() =>
+        {
+            note(format!("using existing dataset {}", dataset.display()));
+            ds
+        }
+        Ok(ds) if generate::same_run(&generate::skeleton(sim.as_ref(), &spec)?, &ds) => {
+            note(format!("resuming {}", dataset.display()));
+            generate::generate(sim.as_ref(), &spec, &dataset, true)?.dataset
+        }
+        Ok(_) => bail!(
+            "{} exists but was generated with other settings; remove it or pass another --out",
+            dataset.display()
+        ),
+        Err(mfpipe_data::DataError::Missing { .. }) => {
+            let s = generate::generate(sim.as_ref(), &spec, &dataset, false)?;
+            note(format!(
+                "generated {} ({} samples) in {:.2} s",
+                dataset.display(),
+                s.computed,
+                t0.elapsed().as_secs_f64()
+            ));
+            s.dataset
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let lf_level = *cfg.data.levels.first().unwrap();
+    let hf_level = *cfg.data.levels.last().unwrap();
+    train_and_report(&cfg, &ds, &dataset, lf_level, hf_level, budget, &out)?;
+    note(format!(
+        "pipeline run {} finished in {:.1} s; see {}",
+        a.problem,
+        t0.elapsed().as_secs_f64(),
+        out.join("report.md").display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,538 @@
+//! Reading and writing the `mfpipe/1` HDF5 schema (see DESIGN sec. 3 and the README).
+//!
+//! Writes are atomic: the file is written next to its destination under a temporary name
+//! and renamed into place, so a reader never sees a half-written file. Reads validate the
+//! schema tag, every required attribute, every shape, status and role codes, and that every
+//! sample marked ok is finite, and say precisely what is wrong.
+
+use crate::dataset::{Dataset, LevelData, Meta, STATUS_OK, STATUS_PENDING};
+use crate::{Axis, DataError, SCHEMA};
+use hdf5::types::VarLenUnicode;
+use hdf5::{File, Group, H5Type, Location};
+use ndarray::{Array1, Array2, ArrayD, IxDyn};
+use std::path::Path;
+use std::str::FromStr;
+
+fn h5err(path: &Path) -> impl Fn(hdf5::Error) -> DataError + '_ {
+    move |e| DataError::Hdf5 {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn vlu(s: &str) -> VarLenUnicode {
+    // VarLenUnicode rejects interior NULs; our strings never contain them, but strip to be safe.
+    VarLenUnicode::from_str(&s.replace('\0', "")).expect("NUL-free string")
+}
+
+fn put_str(loc: &Location, name: &str, v: &str) -> hdf5::Result<()> {
+    loc.new_attr::<VarLenUnicode>()
+        .shape(())
+        .create(name)?
+        .write_scalar(&vlu(v))
+}
+fn put_strs(loc: &Location, name: &str, v: &[String]) -> hdf5::Result<()> {
+    let data: Vec<VarLenUnicode> = v.iter().map(|s| vlu(s)).collect();
+    loc.new_attr::<VarLenUnicode>()
+        .shape([data.len()])
+        .create(name)?
+        .write(&data)
+}
+fn put_f64s(loc: &Location, name: &str, v: &[f64]) -> hdf5::Result<()> {
+    loc.new_attr::<f64>()
+        .shape([v.len()])
+        .create(name)?
+        .write(v)
+}
+fn put_scalar<T: H5Type>(loc: &Location, name: &str, v: T) -> hdf5::Result<()> {
+    loc.new_attr::<T>().shape(()).create(name)?.write_scalar(&v)
+}
+
+/// Chunked, shuffled and deflated dataset of any shape (rows are samples).
+fn put_array<T: H5Type + Copy>(g: &Group, name: &str, data: &ArrayD<T>) -> hdf5::Result<()> {
+    let shape = data.shape().to_vec();
+    let b = g.new_dataset_builder();
+    if data.is_empty() {
+        b.with_data(data).create(name)?;
+        return Ok(());
+    }
+    // Chunk a few samples at a time: whole rows, about 1 MiB.
+    let row: usize = shape[1..].iter().product::<usize>().max(1);
+    let rows = (131_072 / row).clamp(1, shape[0]);
+    let mut chunk = shape.clone();
+    chunk[0] = rows;
+    b.with_data(data)
+        .chunk(chunk)
+        .shuffle()
+        .deflate(4)
+        .create(name)?;
+    Ok(())
+}
+
+/// Write `ds` to `path` atomically (temporary file + rename).
+pub fn write(path: &Path, ds: &Dataset) -> Result<(), DataError> {
+    let tmp = tmp_path(path);
+    let _ = std::fs::remove_file(&tmp);
+    write_to(&tmp, ds).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    // Flush file data before the rename so a crash cannot leave a renamed but empty file.
+    if let Ok(f) = std::fs::File::open(&tmp) {
+        let _ = f.sync_all();
+    }
+    std::fs::rename(&tmp, path).map_err(|source| DataError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The temporary name used while writing `path`.
+pub fn tmp_path(path: &Path) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    s.into()
+}
+
+fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
+    let e = h5err(path);
+    let f = File::create(path).map_err(&e)?;
+    let m = &ds.meta;
+    (|| -> hdf5::Result<()> {
+        put_str(&f, "schema", SCHEMA)?;
+        put_str(&f, "problem", &m.problem)?;
+        put_str(&f, "created", &m.created)?;
+        put_str(&f, "generator", &m.generator)?;
+        put_scalar(&f, "seed", m.seed)?;
+        put_str(&f, "design", &m.design)?;
+        put_strs(&f, "input_names", &m.input_names)?;
+        put_strs(&f, "input_units", &m.input_units)?;
+        put_f64s(&f, "input_lower", &m.input_lower)?;
+        put_f64s(&f, "input_upper", &m.input_upper)?;
+        let axis_names: Vec<String> = m.axes.iter().map(|a| a.name.clone()).collect();
+        put_strs(&f, "output_axes", &axis_names)?;
+        put_str(&f, "output_name", &m.output_name)?;
+        put_str(&f, "output_unit", &m.output_unit)?;
+        let grid = f.create_group("grid")?;
+        for a in &m.axes {
+            let d = grid
+                .new_dataset_builder()
+                .with_data(&a.values)
+                .create(a.name.as_str())?;
+            put_str(&d, "unit", &a.unit)?;
+        }
+        let fid = f.create_group("fidelity")?;
+        let shape = m.output_shape();
+        for l in &ds.levels {
+            let g = fid.create_group(&l.level.to_string())?;
+            put_str(&g, "name", &l.name)?;
+            put_scalar(&g, "level", l.level as u64)?;
+            put_str(&g, "description", &l.description)?;
+            for (k, v) in &l.settings {
+                put_scalar(&g, k, *v)?;
+            }
+            put_array(&g, "inputs", &l.inputs.clone().into_dyn())?;
+            let mut oshape = vec![l.len()];
+            oshape.extend(&shape);
+            let outs = l
+                .outputs
+                .clone()
+                .into_shape_with_order(IxDyn(&oshape))
+                .map_err(|e| hdf5::Error::from(e.to_string()))?;
+            put_array(&g, "outputs", &outs)?;
+            put_array(&g, "cost_s", &l.cost_s.clone().into_dyn())?;
+            put_array(&g, "status", &l.status.clone().into_dyn())?;
+            if let Some(r) = &l.role {
+                put_array(&g, "role", &r.clone().into_dyn())?;
+            }
+        }
+        Ok(())
+    })()
+    .map_err(&e)?;
+    f.close().map_err(&e)
+}
+
+/// Read and validate a dataset. Samples not yet computed (status 2) are allowed here; call
+/// [`Dataset::require_complete`] before training on it.
+pub fn read(path: &Path) -> Result<Dataset, DataError> {
+    let p = path.display().to_string();
+    if !path.exists() {
+        return Err(DataError::Missing { path: p });
+    }
+    let meta_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if meta_len == 0 {
+        return Err(DataError::NotHdf5 {
+            path: p,
+            reason: "the file is empty".into(),
+        });
+    }
+    let f = File::open(path).map_err(|e| DataError::NotHdf5 {
+        path: p.clone(),
+        reason: first_line(&e.to_string()),
+    })?;
+    let r = Reader { path: p.clone(), f };
+    r.read()
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+struct Reader {
+    path: String,
+    f: File,
+}
+
+impl Reader {
+    fn missing(&self, what: impl Into<String>) -> DataError {
+        DataError::MissingField {
+            path: self.path.clone(),
+            what: what.into(),
+        }
+    }
+    fn invalid(&self, what: impl Into<String>) -> DataError {
+        DataError::Invalid {
+            path: self.path.clone(),
+            what: what.into(),
+        }
+    }
+
+    fn str_attr(&self, loc: &Location, name: &str, whose: &str) -> Result<String, DataError> {
+        let a = loc
+            .attr(name)
+            .map_err(|_| self.missing(format!("attribute {whose}{name}")))?;
+        // Accept both variable-length and fixed-length strings (h5py writes either).
+        if let Ok(s) = a.read_scalar::<VarLenUnicode>() {
+            return Ok(s.as_str().to_string());
+        }
+        if let Ok(s) = a.read_scalar::<hdf5::types::VarLenAscii>() {
+            return Ok(s.as_str().to_string());
+        }
+        if let Ok(s) = a.read_scalar::<hdf5::types::FixedUnicode<256>>() {
+            return Ok(s.as_str().to_string());
+        }
+        if let Ok(s) = a.read_scalar::<hdf5::types::FixedAscii<256>>() {
+            return Ok(s.as_str().to_string());
+        }
+        Err(self.invalid(format!("attribute {whose}{name} is not a string")))
+    }
+    fn strs_attr(&self, loc: &Location, name: &str) -> Result<Vec<String>, DataError> {
+        let a = loc
+            .attr(name)
+            .map_err(|_| self.missing(format!("attribute {name}")))?;
+        if let Ok(v) = a.read_raw::<VarLenUnicode>() {
+            return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+        }
+        if let Ok(v) = a.read_raw::<hdf5::types::VarLenAscii>() {
+            return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+        }
+        if let Ok(v) = a.read_raw::<hdf5::types::FixedUnicode<256>>() {
+            return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+        }
+        if let Ok(v) = a.read_raw::<hdf5::types::FixedAscii<256>>() {
+            return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+        }
+        Err(self.invalid(format!("attribute {name} is not an array of strings")))
+    }
+    fn f64s_attr(&self, loc: &Location, name: &str) -> Result<Vec<f64>, DataError> {
+        let a = loc
+            .attr(name)
+            .map_err(|_| self.missing(format!("attribute {name}")))?;
+        a.read_raw::<f64>()
+            .map_err(|_| self.invalid(format!("attribute {name} is not a float array")))
+    }
+
+    fn read(&self) -> Result<Dataset, DataError> {
+        let root: &Location = &self.f;
+        let schema = self
+            .str_attr(root, "schema", "")
+            .map_err(|_| DataError::WrongSchema {
+                path: self.path.clone(),
+                found: "<none>".into(),
+            })?;
+        if schema != SCHEMA {
+            return Err(DataError::WrongSchema {
+                path: self.path.clone(),
+                found: schema,
+            });
+        }
+        let problem = self.str_attr(root, "problem", "")?;
+        let created = self.str_attr(root, "created", "").unwrap_or_default();
+        let generator = self.str_attr(root, "generator", "").unwrap_or_default();
+        let seed = match root.attr("seed") {
+            Ok(a) => a
+                .read_scalar::<u64>()
+                .or_else(|_| a.read_scalar::<i64>().map(|v| v as u64))
+                .map_err(|_| self.invalid("attribute seed is not an integer"))?,
+            Err(_) => return Err(self.missing("attribute seed")),
+        };
+        let design = self.str_attr(root, "design", "")?;
+        let input_names = self.strs_attr(root, "input_names")?;
+        let d = input_names.len();
+        let input_units = self.strs_attr(root, "input_units")?;
+        let input_lower = self.f64s_attr(root, "input_lower")?;
+        let input_upper = self.f64s_attr(root, "input_upper")?;
+        for (what, len) in [
+            ("input_units", input_units.len()),
+            ("input_lower", input_lower.len()),
+            ("input_upper", input_upper.len()),
+        ] {
+            if len != d {
+                return Err(DataError::Shape {
+                    path: self.path.clone(),
+                    what: format!("attribute {what}"),
+                    found: vec![len],
+                    expected: vec![d],
+                });
+            }
+        }
+        let axis_names = self.strs_attr(root, "output_axes")?;
+        let output_name = self.str_attr(root, "output_name", "")?;
+        let output_unit = self.str_attr(root, "output_unit", "").unwrap_or_default();
+        let grid = self
+            .f
+            .group("grid")
+            .map_err(|_| self.missing("group /grid"))?;
+        let mut axes = Vec::new();
+        for name in &axis_names {
+            let ds = grid
+                .dataset(name)
+                .map_err(|_| self.missing(format!("dataset /grid/{name}")))?;
+            let values = ds
+                .read_raw::<f64>()
+                .map_err(|_| self.invalid(format!("/grid/{name} is not a float array")))?;
+            if ds.ndim() != 1 || values.is_empty() || values.iter().any(|v| !v.is_finite()) {
+                return Err(
+                    self.invalid(format!("/grid/{name} must be a non-empty finite 1-D array"))
+                );
+            }
+            let unit = self
+                .str_attr(&ds, "unit", &format!("/grid/{name} "))
+                .unwrap_or_default();
+            axes.push(Axis {
+                name: name.clone(),
+                unit,
+                values,
+            });
+        }
+        let meta = Meta {
+            problem,
+            created,
+            generator,
+            seed,
+            design,
+            input_names,
+            input_units,
+            input_lower,
+            input_upper,
+            output_name,
+            output_unit,
+            axes,
+        };
+
+        let fid = self
+            .f
+            .group("fidelity")
+            .map_err(|_| self.missing("group /fidelity"))?;
+        let mut names = fid
+            .member_names()
+            .map_err(|e| self.invalid(e.to_string()))?;
+        names.sort_by_key(|n| n.parse::<usize>().unwrap_or(usize::MAX));
+        if names.is_empty() {
+            return Err(self.invalid("/fidelity has no levels"));
+        }
+        let mut levels = Vec::new();
+        for name in names {
+            let level: usize = name
+                .parse()
+                .map_err(|_| self.invalid(format!("/fidelity/{name} is not a level number")))?;
+            let g = fid
+                .group(&name)
+                .map_err(|_| self.invalid(format!("/fidelity/{name} is not a group")))?;
+            levels.push(self.read_level(&g, level, &meta)?);
+        }
+        Ok(Dataset { meta, levels })
+    }
+
+    fn read_level(&self, g: &Group, level: usize, meta: &Meta) -> Result<LevelData, DataError> {
+        let at = |what: &str| format!("/fidelity/{level}/{what}");
+        let lname = self
+            .str_attr(g, "name", &format!("/fidelity/{level} "))
+            .unwrap_or_else(|_| level.to_string());
+        let description = self
+            .str_attr(g, "description", &format!("/fidelity/{level} "))
+            .unwrap_or_default();
+        let mut settings = Vec::new();
+        for a in g.attr_names().unwrap_or_default() {
+            if ["name", "level", "description"].contains(&a.as_str()) {
+                continue;
+            }
+            if let Ok(v) = g.attr(&a).and_then(|x| x.read_scalar::<f64>()) {
+                settings.push((a, v));
+            }
+        }
+        let open = |what: &str| {
+            g.dataset(what)
+                .map_err(|_| self.missing(format!("dataset {}", at(what))))
+        };
+        let d = meta.input_names.len();
+        let inputs_ds = open("inputs")?;
+        let shape = inputs_ds.shape();
+        if shape.len() != 2 || shape[1] != d {
+            return Err(DataError::Shape {
+                path: self.path.clone(),
+                what: at("inputs"),
+                found: shape,
+                expected: vec![inputs_ds.shape().first().copied().unwrap_or(0), d],
+            });
+        }
+        let n = shape[0];
+        let inputs: Array2<f64> = inputs_ds
+            .read_2d::<f64>()
+            .map_err(|_| self.invalid(format!("{} is not a float array", at("inputs"))))?;
+        let outputs_ds = open("outputs")?;
+        let mut expected = vec![n];
+        expected.extend(meta.output_shape());
+        if outputs_ds.shape() != expected {
+            return Err(DataError::Shape {
+                path: self.path.clone(),
+                what: at("outputs"),
+                found: outputs_ds.shape(),
+                expected,
+            });
+        }
+        let flat = outputs_ds
+            .read_raw::<f64>()
+            .map_err(|_| self.invalid(format!("{} is not a float array", at("outputs"))))?;
+        let outputs = Array2::from_shape_vec((n, meta.output_len()), flat)
+            .map_err(|e| self.invalid(e.to_string()))?;
+        let vec1 = |what: &str| -> Result<hdf5::Dataset, DataError> {
+            let ds = open(what)?;
+            if ds.shape() != vec![n] {
+                return Err(DataError::Shape {
+                    path: self.path.clone(),
+                    what: at(what),
+                    found: ds.shape(),
+                    expected: vec![n],
+                });
+            }
+            Ok(ds)
+        };
+        let cost_s: Array1<f64> = vec1("cost_s")?
+            .read_1d::<f64>()
+            .map_err(|_| self.invalid(format!("{} is not a float array", at("cost_s"))))?;
+        let status: Array1<u8> = vec1("status")?
+            .read_1d::<u8>()
+            .map_err(|_| self.invalid(format!("{} is not an integer array", at("status"))))?;
+        if let Some((i, s)) = status
+            .iter()
+            .enumerate()
+            .find(|(_, s)| **s > STATUS_PENDING)
+        {
+            return Err(self.invalid(format!(
+                "{}[{i}] = {s}, expected 0 (ok), 1 (failed) or 2 (pending)",
+                at("status")
+            )));
+        }
+        let role = if g.link_exists("role") {
+            let r: Array1<u8> = vec1("role")?
+                .read_1d::<u8>()
+                .map_err(|_| self.invalid(format!("{} is not an integer array", at("role"))))?;
+            if let Some((i, v)) = r.iter().enumerate().find(|(_, v)| **v > 1) {
+                return Err(self.invalid(format!(
+                    "{}[{i}] = {v}, expected 0 (train) or 1 (test)",
+                    at("role")
+                )));
+            }
+            Some(r)
+        } else {
+            None
+        };
+        for i in 0..n {
+            if let Some(j) = inputs.row(i).iter().position(|v| !v.is_finite()) {
+                return Err(self.invalid(format!("{}[{i}, {j}] is not finite", at("inputs"))));
+            }
+            if status[i] == STATUS_OK {
+                if let Some(j) = outputs.row(i).iter().position(|v| !v.is_finite()) {
+                    return Err(self.invalid(format!(
+                        "{}[{i}] is marked ok but value {j} is not finite",
+                        at("outputs")
+                    )));
+                }
+            }
+        }
+        Ok(LevelData {
+            level,
+            name: lname,
+            description,
+            settings,
+            inputs,
+            outputs,
+            cost_s,
+            status,
+            role,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    pub(crate) fn sample_dataset() -> Dataset {
+        let meta = Meta {
+            problem: "toy".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            generator: "test".into(),
+            seed: 3,
+            design: "sobol".into(),
+            input_names: vec!["a".into()],
+            input_units: vec!["m".into()],
+            input_lower: vec![0.0],
+            input_upper: vec![1.0],
+            output_name: "u".into(),
+            output_unit: "1".into(),
+            axes: vec![
+                Axis {
+                    name: "t".into(),
+                    unit: "s".into(),
+                    values: vec![0.0, 1.0],
+                },
+                Axis {
+                    name: "x".into(),
+                    unit: "m".into(),
+                    values: vec![0.0, 0.5, 1.0],
+                },
+            ],
+        };
+        let level = LevelData {
+            level: 0,
+            name: "low".into(),
+            description: "toy".into(),
+            settings: vec![("n".into(), 16.0)],
+            inputs: array![[0.25], [0.75]],
+            outputs: Array2::from_shape_fn((2, 6), |(i, j)| (i * 10 + j) as f64),
+            cost_s: array![0.1, 0.2],
+            status: array![0, 2],
+            role: Some(array![0, 1]),
+        };
+        Dataset {
+            meta,
+            levels: vec![level],
+        }
+    }
+
+    #[test]
+    fn round_trip_preserves_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.h5");
+        let ds = sample_dataset();
+        write(&p, &ds).unwrap();
+        let back = read(&p).unwrap();
+        assert_eq!(back, ds);
+        assert!(matches!(
+            back.require_complete("a.h5"),
+            Err(DataError::Incomplete { pending: 1, .. })
+        ));
+    }
+}

@@ -1,0 +1,119 @@
+//! The models. Each file is one model; [`crate::registry`] maps names to them.
+
+pub mod mf_transfer;
+pub mod nn_hf;
+
+use crate::mlp::{self, Activation, Mlp};
+use crate::prep::{InputMap, OutputMap};
+use crate::{FusionError, Result};
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+/// Network and preprocessing hyperparameters shared by the neural baselines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetParams {
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    pub activation: Activation,
+    /// Reduce field outputs by PCA fitted on the training outputs (recommended for fields).
+    pub pca: bool,
+    /// Fraction of training variance PCA may leave out.
+    pub pca_tol: f64,
+    pub max_components: usize,
+}
+
+impl Default for NetParams {
+    fn default() -> Self {
+        Self {
+            hidden: vec![64, 64],
+            activation: Activation::Tanh,
+            pca: true,
+            pca_tol: 1e-6,
+            max_components: 32,
+        }
+    }
+}
+
+impl NetParams {
+    pub fn check(&self, model: &str) -> Result<()> {
+        let bad = |reason: String| {
+            Err(FusionError::BadParams {
+                model: model.into(),
+                reason,
+            })
+        };
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return bad(format!(
+                "hidden = {:?}: need at least one layer, all widths > 0",
+                self.hidden
+            ));
+        }
+        if !(self.pca_tol.is_finite() && (0.0..1.0).contains(&self.pca_tol)) {
+            return bad(format!("pca_tol = {} must be in [0, 1)", self.pca_tol));
+        }
+        if self.max_components == 0 {
+            return bad("max_components must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Check one (epochs, learning rate) phase.
+pub(crate) fn check_phase(
+    model: &str,
+    what: &str,
+    epochs: usize,
+    lr: f64,
+    weight_decay: f64,
+) -> Result<()> {
+    let bad = |reason: String| {
+        Err(FusionError::BadParams {
+            model: model.into(),
+            reason,
+        })
+    };
+    if epochs == 0 {
+        return bad(format!("{what} epochs must be at least 1"));
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        return bad(format!(
+            "{what} learning rate {lr} must be a positive number"
+        ));
+    }
+    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+        return bad(format!("weight_decay {weight_decay} must be >= 0"));
+    }
+    Ok(())
+}
+
+/// A fitted network with its input and output maps.
+pub(crate) struct Fitted {
+    pub input_map: InputMap,
+    pub output_map: OutputMap,
+    /// None when the training outputs have no variance to learn (prediction = their mean).
+    pub net: Option<Mlp>,
+}
+
+impl Fitted {
+    pub fn predict(&self, model: &str, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        let expected = self.input_map.mean.len();
+        if x.ncols() != expected {
+            return Err(FusionError::InputWidth {
+                model: model.into(),
+                got: x.ncols(),
+                expected,
+            });
+        }
+        let z = match &self.net {
+            Some(net) => mlp::predict(net, self.input_map.transform(x).view()),
+            None => Array2::zeros((x.nrows(), 0)),
+        };
+        Ok(self.output_map.decode(z.view()))
+    }
+}
+
+/// Stack two matrices vertically.
+pub(crate) fn vstack(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
+    ndarray::concatenate(ndarray::Axis(0), &[a, b]).expect("same number of columns")
+}

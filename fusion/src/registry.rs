@@ -1,0 +1,33 @@
+//! Model names used by `--model`. Adding a model = one module + one arm here.
+
+use crate::models::{mf_transfer::MfTransfer, nn_hf::NnHf};
+use crate::{FusionError, FusionModel, Result};
+
+/// Every model name, in report order.
+pub const NAMES: &[&str] = &["nn-hf", "mf-transfer"];
+
+/// Build a model from its name and its hyperparameter table (missing keys take defaults;
+/// unknown keys are an error).
+pub fn build(name: &str, params: &serde_json::Value) -> Result<Box<dyn FusionModel>> {
+    let bad = |e: serde_json::Error| FusionError::BadParams {
+        model: name.into(),
+        reason: e.to_string(),
+    };
+    let params = if params.is_null() {
+        serde_json::json!({})
+    } else {
+        params.clone()
+    };
+    Ok(match name {
+        "nn-hf" => Box::new(NnHf::new(serde_json::from_value(params).map_err(bad)?)?),
+        "mf-transfer" => Box::new(MfTransfer::new(
+            serde_json::from_value(params).map_err(bad)?,
+        )?),
+        other => {
+            return Err(FusionError::UnknownModel {
+                name: other.into(),
+                known: NAMES.join(", "),
+            })
+        }
+    })
+}

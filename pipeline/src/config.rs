@@ -1,0 +1,242 @@
+//! Experiment configs: serde structs with defaults, `deny_unknown_fields`, and a `check()`
+//! that runs before any work. Each problem's default config is embedded in the binary.
+
+use anyhow::{bail, Context, Result};
+use mfpipe_data::design::DesignKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Default configs, one per problem that has a standard protocol.
+const EMBEDDED: &[(&str, &str)] = &[("burgers", include_str!("../../configs/burgers.toml"))];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default = "default_version")]
+    pub version: u32,
+    pub problem: String,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Hyperparameters per model name (missing keys take the model's defaults).
+    #[serde(default)]
+    pub models: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub smoke: Smoke,
+}
+
+fn default_version() -> u32 {
+    CONFIG_VERSION
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    pub design: DesignKind,
+    pub seed: u64,
+    /// Fidelity levels to generate, cheapest first; the last is the one predicted.
+    pub levels: Vec<usize>,
+    /// Samples per level.
+    pub n: Vec<usize>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            design: DesignKind::Sobol,
+            seed: 0,
+            levels: vec![0, 1],
+            n: vec![32, 160],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Protocol {
+    pub n_lf: Vec<usize>,
+    pub n_hf: Vec<usize>,
+    pub seeds: Vec<u64>,
+    /// High-fidelity samples held out for testing (ignored when the file has a `role` array).
+    pub n_test: usize,
+    pub models: Vec<String>,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Self {
+            n_lf: vec![32],
+            n_hf: vec![4, 8, 16, 32],
+            seeds: (0..5).collect(),
+            n_test: 128,
+            models: vec!["nn-hf".into(), "mf-transfer".into()],
+        }
+    }
+}
+
+/// Overrides applied by `--smoke`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Smoke {
+    pub n: Vec<usize>,
+    pub n_lf: Vec<usize>,
+    pub n_hf: Vec<usize>,
+    pub seeds: Vec<u64>,
+    pub n_test: usize,
+    /// Cap on every training phase's epochs.
+    pub max_epochs: usize,
+}
+
+impl Default for Smoke {
+    fn default() -> Self {
+        Self {
+            n: vec![8, 16],
+            n_lf: vec![8],
+            n_hf: vec![4, 8],
+            seeds: vec![0, 1],
+            n_test: 8,
+            max_epochs: 60,
+        }
+    }
+}
+
+impl RunConfig {
+    /// The embedded default for a problem.
+    pub fn embedded(problem: &str) -> Result<Self> {
+        let (_, text) = EMBEDDED.iter().find(|(p, _)| *p == problem).with_context(|| {
+            format!("no default config for problem {problem:?} (defaults exist for: {}); pass --config FILE", EMBEDDED.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "))
+        })?;
+        Self::parse(text, &format!("embedded config of {problem}"))
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
+            anyhow::anyhow!("{origin}: malformed config{at}: {}", one_line(e.message()))
+        })?;
+        cfg.check()
+            .with_context(|| format!("{origin}: invalid config"))?;
+        Ok(cfg)
+    }
+
+    /// Apply `--smoke`: same pipeline, tiny sizes.
+    pub fn smoke(&mut self) {
+        let s = self.smoke.clone();
+        self.data.n = s.n;
+        self.protocol.n_lf = s.n_lf;
+        self.protocol.n_hf = s.n_hf;
+        self.protocol.seeds = s.seeds;
+        self.protocol.n_test = s.n_test;
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.version != CONFIG_VERSION {
+            bail!(
+                "version = {} is not supported (expected {CONFIG_VERSION})",
+                self.version
+            );
+        }
+        let d = &self.data;
+        if d.levels.is_empty() {
+            bail!("data.levels is empty");
+        }
+        if d.levels.len() != d.n.len() {
+            bail!(
+                "data.levels has {} entries but data.n has {}",
+                d.levels.len(),
+                d.n.len()
+            );
+        }
+        if d.levels.windows(2).any(|w| w[0] >= w[1]) {
+            bail!(
+                "data.levels {:?} must be strictly increasing (cheapest first)",
+                d.levels
+            );
+        }
+        if d.n.contains(&0) {
+            bail!("data.n {:?}: every level needs at least one sample", d.n);
+        }
+        let p = &self.protocol;
+        for (name, v) in [("protocol.n_hf", &p.n_hf), ("protocol.n_lf", &p.n_lf)] {
+            if v.is_empty() {
+                bail!("{name} is empty");
+            }
+        }
+        if p.n_hf.contains(&0) {
+            bail!(
+                "protocol.n_hf {:?}: need at least one HF training sample",
+                p.n_hf
+            );
+        }
+        if p.seeds.is_empty() {
+            bail!("protocol.seeds is empty");
+        }
+        if p.models.is_empty() {
+            bail!("protocol.models is empty");
+        }
+        for m in &p.models {
+            if !mfpipe_fusion::registry::NAMES.contains(&m.as_str()) {
+                bail!(
+                    "protocol.models: unknown model {m:?} (known: {})",
+                    mfpipe_fusion::registry::NAMES.join(", ")
+                );
+            }
+        }
+        for m in self.models.keys() {
+            if !mfpipe_fusion::registry::NAMES.contains(&m.as_str()) {
+                bail!(
+                    "[models.{m}]: unknown model (known: {})",
+                    mfpipe_fusion::registry::NAMES.join(", ")
+                );
+            }
+            // Build once so bad hyperparameters fail now, not after data generation.
+            mfpipe_fusion::registry::build(m, &self.model_params(m)?)?;
+        }
+        let hf_n = *d.n.last().unwrap();
+        let max_hf = p.n_hf.iter().max().unwrap();
+        if d.levels.len() > 1 {
+            let lf_n = d.n[0];
+            let max_lf = p.n_lf.iter().max().unwrap();
+            if *max_lf > lf_n {
+                bail!("protocol.n_lf asks for {max_lf} LF samples but data.n gives level {} only {lf_n}", d.levels[0]);
+            }
+        }
+        if max_hf + p.n_test > hf_n {
+            bail!("protocol needs {max_hf} HF training + {} test samples but data.n gives level {} only {hf_n}", p.n_test, d.levels.last().unwrap());
+        }
+        if self.smoke.max_epochs == 0 {
+            bail!("smoke.max_epochs must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// A model's hyperparameter table as JSON (what the fusion registry takes).
+    pub fn model_params(&self, model: &str) -> Result<serde_json::Value> {
+        match self.models.get(model) {
+            Some(v) => Ok(serde_json::to_value(v)?),
+            None => Ok(serde_json::Value::Null),
+        }
+    }
+}
+
+/// Collapse a multi-line message into one line.
+pub fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,233 @@
+//! The training protocol: for every model x n_lf x n_hf x seed, fit on nested training
+//! subsets and score on one fixed held-out high-fidelity test set.
+
+use anyhow::{bail, Context, Result};
+use mfpipe_data::dataset::{Dataset, LevelData, ROLE_TEST, STATUS_OK};
+use mfpipe_data::{metrics, split, NoProgress, Progress};
+use mfpipe_fusion::{registry, Budget, FitContext, LevelSet, MfTrainSet};
+use ndarray::{Array1, Array2};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// One line of results.json (keys fixed by the CLI contract).
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub problem: String,
+    pub model: String,
+    pub n_lf: usize,
+    pub n_hf: usize,
+    pub seed: u64,
+    pub rmse: f64,
+    pub nrmse: f64,
+    pub r2: f64,
+    pub mae: f64,
+    pub fit_seconds: f64,
+    pub predict_seconds: f64,
+    pub hyperparameters: serde_json::Value,
+}
+
+pub struct Plan {
+    pub lf_level: usize,
+    pub hf_level: usize,
+    pub n_lf: Vec<usize>,
+    pub n_hf: Vec<usize>,
+    pub seeds: Vec<u64>,
+    pub n_test: usize,
+    pub models: Vec<(String, serde_json::Value)>,
+    pub budget: Budget,
+}
+
+/// Everything the report needs besides the records.
+pub struct Outcome {
+    pub records: Vec<Record>,
+    /// Mean over seeds of the point-wise MAE field, per (model, n_hf), at the largest n_lf.
+    pub mae_fields: BTreeMap<(String, usize), Array1<f64>>,
+    /// (truth, prediction) of every test value, per model, at the largest n_lf and n_hf, first seed.
+    pub scatter: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
+    pub n_test: usize,
+    pub n_pool_hf: usize,
+    pub n_pool_lf: usize,
+}
+
+/// Indices of computed samples, split into (training pool, test) for the HF level.
+fn hf_split(l: &LevelData, n_test: usize, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    let ok: Vec<usize> = (0..l.len()).filter(|&i| l.status[i] == STATUS_OK).collect();
+    if let Some(role) = &l.role {
+        let roles: Vec<u8> = role.to_vec();
+        let (pool, test) = split::from_roles(&roles);
+        let keep = |v: Vec<usize>| {
+            v.into_iter()
+                .filter(|i| l.status[*i] == STATUS_OK)
+                .collect::<Vec<_>>()
+        };
+        let (pool, test) = (keep(pool), keep(test));
+        if test.is_empty() {
+            bail!(
+                "fidelity {}: the role array marks no usable test sample",
+                l.level
+            );
+        }
+        return Ok((pool, test));
+    }
+    let (pool, test) = split::train_test(ok.len(), n_test, seed)?;
+    Ok((
+        pool.into_iter().map(|i| ok[i]).collect(),
+        test.into_iter().map(|i| ok[i]).collect(),
+    ))
+}
+
+fn rows(a: &Array2<f64>, idx: &[usize]) -> Array2<f64> {
+    a.select(ndarray::Axis(0), idx)
+}
+
+/// Independent seed streams for the LF and HF subsets of one training seed.
+fn stream(seed: u64, which: u64) -> u64 {
+    seed.wrapping_mul(0x2545_F491_4F6C_DD1D).wrapping_add(which)
+}
+
+pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome> {
+    let hf = ds
+        .level(plan.hf_level)
+        .with_context(|| format!("dataset has no fidelity {}", plan.hf_level))?;
+    let lf = ds
+        .level(plan.lf_level)
+        .with_context(|| format!("dataset has no fidelity {}", plan.lf_level))?;
+    let (hf_pool, test) = hf_split(hf, plan.n_test, ds.meta.seed)?;
+    let lf_pool: Vec<usize> = (0..lf.len())
+        .filter(|&i| {
+            lf.status[i] == STATUS_OK && lf.role.as_ref().is_none_or(|r| r[i] != ROLE_TEST)
+        })
+        .collect();
+    let max_hf = *plan.n_hf.iter().max().unwrap();
+    if max_hf > hf_pool.len() {
+        bail!("{max_hf} HF training samples requested but fidelity {} has only {} usable training samples", plan.hf_level, hf_pool.len());
+    }
+    let single = plan.lf_level == plan.hf_level;
+    let max_lf = *plan.n_lf.iter().max().unwrap();
+    if !single && max_lf > lf_pool.len() {
+        bail!(
+            "{max_lf} LF samples requested but fidelity {} has only {} usable samples",
+            plan.lf_level,
+            lf_pool.len()
+        );
+    }
+    let x_test = rows(&hf.inputs, &test);
+    let y_test = rows(&hf.outputs, &test);
+
+    struct Job<'a> {
+        model: &'a str,
+        params: &'a serde_json::Value,
+        n_lf: usize,
+        n_hf: usize,
+        seed: u64,
+    }
+    let mut jobs = Vec::new();
+    for (model, params) in &plan.models {
+        for &n_lf in &plan.n_lf {
+            for &n_hf in &plan.n_hf {
+                for &seed in &plan.seeds {
+                    jobs.push(Job {
+                        model,
+                        params,
+                        n_lf,
+                        n_hf,
+                        seed,
+                    });
+                }
+            }
+        }
+    }
+    progress.start("training", jobs.len() as u64);
+    let results: Vec<Result<(Record, Array2<f64>)>> = jobs
+        .par_iter()
+        .map(|j| {
+            let hf_idx = split::choose(&hf_pool, j.n_hf, stream(j.seed, 1))?;
+            let mut levels = Vec::new();
+            if !single {
+                let lf_idx = split::choose(&lf_pool, j.n_lf, stream(j.seed, 2))?;
+                levels.push(LevelSet {
+                    inputs: rows(&lf.inputs, &lf_idx),
+                    outputs: rows(&lf.outputs, &lf_idx),
+                });
+            }
+            levels.push(LevelSet {
+                inputs: rows(&hf.inputs, &hf_idx),
+                outputs: rows(&hf.outputs, &hf_idx),
+            });
+            let train = MfTrainSet { levels };
+            let mut model = registry::build(j.model, j.params)?;
+            let mut ctx = FitContext {
+                seed: j.seed,
+                budget: plan.budget,
+                progress: &NoProgress,
+            };
+            let t0 = Instant::now();
+            let report = model.fit(&train, &mut ctx).with_context(|| {
+                format!(
+                    "{} with n_lf={} n_hf={} seed={}",
+                    j.model, j.n_lf, j.n_hf, j.seed
+                )
+            })?;
+            let fit_seconds = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let pred = model.predict(x_test.view())?;
+            let predict_seconds = t1.elapsed().as_secs_f64();
+            progress.advance(1);
+            let record = Record {
+                problem: ds.meta.problem.clone(),
+                model: j.model.to_string(),
+                n_lf: if single { 0 } else { j.n_lf },
+                n_hf: j.n_hf,
+                seed: j.seed,
+                rmse: metrics::rmse(pred.view(), y_test.view()),
+                nrmse: metrics::nrmse(pred.view(), y_test.view()),
+                r2: metrics::r2(pred.view(), y_test.view()),
+                mae: metrics::mae(pred.view(), y_test.view()),
+                fit_seconds,
+                predict_seconds,
+                hyperparameters: report.hyperparameters,
+            };
+            Ok((record, pred))
+        })
+        .collect();
+    progress.finish();
+
+    let mut records = Vec::new();
+    let mut mae_sum: BTreeMap<(String, usize), (Array1<f64>, usize)> = BTreeMap::new();
+    let mut scatter = BTreeMap::new();
+    for (j, r) in jobs.iter().zip(results) {
+        let (rec, pred) = r?;
+        if j.n_lf == max_lf {
+            let field = metrics::mae_field(pred.view(), y_test.view());
+            let e = mae_sum
+                .entry((j.model.to_string(), j.n_hf))
+                .or_insert((Array1::zeros(field.len()), 0));
+            e.0 += &field;
+            e.1 += 1;
+            if j.n_hf == max_hf && j.seed == plan.seeds[0] {
+                scatter.insert(
+                    j.model.to_string(),
+                    (
+                        y_test.iter().copied().collect(),
+                        pred.iter().copied().collect(),
+                    ),
+                );
+            }
+        }
+        records.push(rec);
+    }
+    let mae_fields = mae_sum
+        .into_iter()
+        .map(|(k, (s, c))| (k, s / c as f64))
+        .collect();
+    Ok(Outcome {
+        records,
+        mae_fields,
+        scatter,
+        n_test: test.len(),
+        n_pool_hf: hf_pool.len(),
+        n_pool_lf: if single { 0 } else { lf_pool.len() },
+    })
+}

@@ -1,0 +1,303 @@
+//! PNG figures of a run (plotters, bitmap backend, bundled DejaVu Sans font).
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use plotters::style::colors::colormaps::ViridisRGB;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: Once = Once::new();
+
+fn init_font() {
+    FONT.call_once(|| {
+        // The font is compiled in, so a failure here is a build defect, not a user error.
+        plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            include_bytes!("../../assets/DejaVuSans.ttf"),
+        )
+        .map_err(|_| ())
+        .expect("bundled font parses");
+    });
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("plotting failed: {e:?}")
+}
+
+fn color(i: usize) -> RGBColor {
+    const C: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    C[i % C.len()]
+}
+
+/// One curve: x values and, per x, (mean, low, high) of y over seeds.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64, f64, f64)>,
+}
+
+/// Log-log curves with error bars (spread over seeds).
+pub fn curves(
+    path: &Path,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    series: &[Series],
+) -> Result<()> {
+    init_font();
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, _, lo, hi) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        if lo > 0.0 {
+            y0 = y0.min(lo);
+        }
+        y1 = y1.max(hi);
+    }
+    if !(x0.is_finite() && y0.is_finite() && y1.is_finite()) {
+        return Ok(());
+    }
+    let (x0, x1) = (x0 / 1.25, x1 * 1.25);
+    let (y0, y1) = (y0 / 1.5, y1 * 1.5);
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(75)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(xlabel)
+        .y_desc(ylabel)
+        .label_style(("sans-serif", 15))
+        .x_label_formatter(&|v| {
+            format!("{v:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
+        })
+        .y_label_formatter(&|v| format!("{v:.1e}"))
+        .draw()
+        .map_err(err)?;
+    for (i, s) in series.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().map(|p| (p.0, p.1)),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(&s.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .map(|p| Circle::new((p.0, p.1), 4, c.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .filter(|p| p.2 > 0.0)
+                    .map(|p| ErrorBar::new_vertical(p.0, p.2, p.1, p.3, c.stroke_width(1), 8)),
+            )
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// A grid of 2-D fields (rows x columns) on one shared colour scale.
+/// `fields[(row, col)]` holds values row-major over (axis0, axis1); axis1 runs horizontally.
+pub fn field_grid(
+    path: &Path,
+    title: &str,
+    row_labels: &[String],
+    col_labels: &[String],
+    fields: &BTreeMap<(usize, usize), Vec<f64>>,
+    shape: (usize, usize),
+    axis_names: (&str, &str),
+) -> Result<()> {
+    init_font();
+    let vmax = fields
+        .values()
+        .flat_map(|f| f.iter())
+        .cloned()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max)
+        .max(1e-300);
+    let (nr, nc) = (row_labels.len(), col_labels.len());
+    let cell = 260u32;
+    let (w, h) = (110 + cell * nc as u32 + 110, 50 + cell * nr as u32);
+    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (top, rest) = root.split_vertically(50);
+    top.titled(title, ("sans-serif", 22)).map_err(err)?;
+    let (left, right) = rest.split_horizontally(110 + cell * nc as u32);
+    let panels = left.split_evenly((nr, nc));
+    for (r, rl) in row_labels.iter().enumerate() {
+        for (c, cl) in col_labels.iter().enumerate() {
+            let area = &panels[r * nc + c];
+            let Some(f) = fields.get(&(r, c)) else {
+                continue;
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("{cl}, {rl}"), ("sans-serif", 14))
+                .margin(4)
+                .x_label_area_size(22)
+                .y_label_area_size(if c == 0 { 30 } else { 10 })
+                .build_cartesian_2d(0..shape.1, 0..shape.0)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc(axis_names.1)
+                .y_desc(if c == 0 { axis_names.0 } else { "" })
+                .x_labels(3)
+                .y_labels(3)
+                .label_style(("sans-serif", 10))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series(
+                    (0..shape.0)
+                        .flat_map(|i| (0..shape.1).map(move |j| (i, j)))
+                        .map(|(i, j)| {
+                            let v = (f[i * shape.1 + j] / vmax).clamp(0.0, 1.0);
+                            Rectangle::new(
+                                [(j, i), (j + 1, i + 1)],
+                                ViridisRGB::get_color(v).filled(),
+                            )
+                        }),
+                )
+                .map_err(err)?;
+        }
+    }
+    // Colour bar.
+    let mut bar = ChartBuilder::on(&right)
+        .margin_top(20)
+        .margin_bottom(30)
+        .margin_right(55)
+        .y_label_area_size(0)
+        .right_y_label_area_size(50)
+        .build_cartesian_2d(0.0..1.0, 0.0..vmax)
+        .map_err(err)?
+        .set_secondary_coord(0.0..1.0, 0.0..vmax);
+    bar.configure_secondary_axes()
+        .label_style(("sans-serif", 12))
+        .y_label_formatter(&|v| format!("{v:.1e}"))
+        .draw()
+        .map_err(err)?;
+    let steps = 200;
+    bar.draw_series((0..steps).map(|k| {
+        let (a, b) = (
+            k as f64 / steps as f64 * vmax,
+            (k + 1) as f64 / steps as f64 * vmax,
+        );
+        Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            ViridisRGB::get_color(k as f64 / steps as f64).filled(),
+        )
+    }))
+    .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// Predicted-vs-true scatter, one panel per model, with R^2 in each caption.
+pub fn scatter(
+    path: &Path,
+    title: &str,
+    panels: &[(String, f64, Vec<f64>, Vec<f64>)],
+) -> Result<()> {
+    init_font();
+    if panels.is_empty() {
+        return Ok(());
+    }
+    let n = panels.len() as u32;
+    let root = BitMapBackend::new(path, (420 * n, 470)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (top, rest) = root.split_vertically(40);
+    top.titled(title, ("sans-serif", 20)).map_err(err)?;
+    let areas = rest.split_evenly((1, panels.len()));
+    for (k, (label, r2, truth, pred)) in panels.iter().enumerate() {
+        let lo = truth
+            .iter()
+            .chain(pred.iter())
+            .cloned()
+            .filter(|v| v.is_finite())
+            .fold(f64::INFINITY, f64::min);
+        let hi = truth
+            .iter()
+            .chain(pred.iter())
+            .cloned()
+            .filter(|v| v.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max);
+        if !(lo.is_finite() && hi.is_finite()) {
+            continue;
+        }
+        let pad = 0.05 * (hi - lo).max(1e-12);
+        let mut chart = ChartBuilder::on(&areas[k])
+            .caption(format!("{label}: R\u{b2} = {r2:.4}"), ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(lo - pad..hi + pad, lo - pad..hi + pad)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("true")
+            .y_desc("predicted")
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        // At most ~4000 points, evenly strided so the picture is deterministic.
+        let stride = (truth.len() / 4000).max(1);
+        let c = color(k);
+        chart
+            .draw_series(
+                truth
+                    .iter()
+                    .zip(pred)
+                    .step_by(stride)
+                    .map(|(&t, &p)| Circle::new((t, p), 1, c.mix(0.5).filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(lo - pad, lo - pad), (hi + pad, hi + pad)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! results.json, report.md and the figures of a run.
+
+use crate::experiment::{Outcome, Plan, Record};
+use crate::plots::{self, Series};
+use anyhow::{Context, Result};
+use mfpipe_data::dataset::Dataset;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Mean, minimum and maximum.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    (
+        mean,
+        v.iter().cloned().fold(f64::INFINITY, f64::min),
+        v.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+    )
+}
+
+fn std(v: &[f64]) -> f64 {
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
+}
+
+/// Records grouped by (model, n_lf, n_hf), in the plan's model order.
+fn groups<'a>(
+    records: &'a [Record],
+    plan: &Plan,
+) -> Vec<((String, usize, usize), Vec<&'a Record>)> {
+    let mut g: BTreeMap<(usize, usize, usize), Vec<&Record>> = BTreeMap::new();
+    for r in records {
+        let mi = plan
+            .models
+            .iter()
+            .position(|(m, _)| *m == r.model)
+            .unwrap_or(usize::MAX);
+        g.entry((mi, r.n_lf, r.n_hf)).or_default().push(r);
+    }
+    g.into_iter()
+        .map(|((_, l, h), v)| ((v[0].model.clone(), l, h), v))
+        .collect()
+}
+
+pub struct Written {
+    pub files: Vec<String>,
+}
+
+pub fn write(
+    dir: &Path,
+    ds: &Dataset,
+    dataset_path: &Path,
+    plan: &Plan,
+    out: &Outcome,
+    wall_s: f64,
+) -> Result<Written> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut files = Vec::new();
+    let results = dir.join("results.json");
+    std::fs::write(&results, serde_json::to_string_pretty(&out.records)? + "\n")
+        .with_context(|| format!("cannot write {}", results.display()))?;
+    files.push("results.json".to_string());
+
+    let problem = &ds.meta.problem;
+    let hf = ds.level(plan.hf_level).expect("checked by the experiment");
+    let lf = ds.level(plan.lf_level).expect("checked by the experiment");
+    let mean_cost =
+        |l: &mfpipe_data::dataset::LevelData| l.cost_s.iter().sum::<f64>() / l.len().max(1) as f64;
+    let (c_lf, c_hf) = (mean_cost(lf), mean_cost(hf));
+    let grouped = groups(&out.records, plan);
+
+    // RMSE vs N_H, one curve per (model, n_lf).
+    let mut series: Vec<Series> = Vec::new();
+    let mut cost_series: Vec<Series> = Vec::new();
+    let multi_lf = plan.n_lf.len() > 1;
+    for ((model, n_lf, n_hf), recs) in &grouped {
+        let label = if multi_lf {
+            format!("{model} (N_L={n_lf})")
+        } else {
+            model.clone()
+        };
+        let rmse: Vec<f64> = recs.iter().map(|r| r.rmse).collect();
+        let (m, lo, hi) = spread(&rmse);
+        let cost = *n_lf as f64 * c_lf + *n_hf as f64 * c_hf;
+        for (list, x) in [(&mut series, *n_hf as f64), (&mut cost_series, cost)] {
+            match list.iter_mut().find(|s| s.label == label) {
+                Some(s) => s.points.push((x, m, lo, hi)),
+                None => list.push(Series {
+                    label: label.clone(),
+                    points: vec![(x, m, lo, hi)],
+                }),
+            }
+        }
+    }
+    plots::curves(
+        &dir.join("rmse_vs_nhf.png"),
+        &format!(
+            "{problem}: test RMSE vs HF training samples (mean, min-max over {} seeds)",
+            plan.seeds.len()
+        ),
+        "number of high-fidelity training samples N_H",
+        "RMSE",
+        &series,
+    )?;
+    files.push("rmse_vs_nhf.png".into());
+    plots::curves(
+        &dir.join("cost_vs_rmse.png"),
+        &format!("{problem}: test RMSE vs CPU cost of the training data"),
+        "CPU seconds to generate the training data (N_L c_L + N_H c_H)",
+        "RMSE",
+        &cost_series,
+    )?;
+    files.push("cost_vs_rmse.png".into());
+
+    // MAE fields (paper Fig. 9): rows = N_H, columns = models.
+    let axes = &ds.meta.axes;
+    let has_fields = axes.len() == 2;
+    if has_fields {
+        let models: Vec<String> = plan.models.iter().map(|(m, _)| m.clone()).collect();
+        let rows: Vec<String> = plan.n_hf.iter().map(|n| format!("N_H={n}")).collect();
+        let mut fields = BTreeMap::new();
+        for (c, m) in models.iter().enumerate() {
+            for (r, n) in plan.n_hf.iter().enumerate() {
+                if let Some(f) = out.mae_fields.get(&(m.clone(), *n)) {
+                    fields.insert((r, c), f.to_vec());
+                }
+            }
+        }
+        let shape = (axes[0].values.len(), axes[1].values.len());
+        plots::field_grid(
+            &dir.join("mae_fields.png"),
+            &format!("{problem}: point-wise MAE over the test set (mean over seeds)"),
+            &rows,
+            &models,
+            &fields,
+            shape,
+            (&axes[0].name, &axes[1].name),
+        )?;
+        files.push("mae_fields.png".into());
+    }
+    let max_hf = *plan.n_hf.iter().max().unwrap();
+    let panels: Vec<(String, f64, Vec<f64>, Vec<f64>)> = plan
+        .models
+        .iter()
+        .filter_map(|(m, _)| {
+            let (t, p) = out.scatter.get(m)?;
+            let r2 = out
+                .records
+                .iter()
+                .find(|r| {
+                    &r.model == m
+                        && r.n_hf == max_hf
+                        && r.seed == plan.seeds[0]
+                        && (r.n_lf == *plan.n_lf.iter().max().unwrap() || r.n_lf == 0)
+                })
+                .map(|r| r.r2)?;
+            Some((m.clone(), r2, t.clone(), p.clone()))
+        })
+        .collect();
+    plots::scatter(
+        &dir.join("pred_vs_true.png"),
+        &format!(
+            "{problem}: predicted vs true, N_H={max_hf}, seed {}",
+            plan.seeds[0]
+        ),
+        &panels,
+    )?;
+    files.push("pred_vs_true.png".into());
+
+    // report.md
+    let mut md = String::new();
+    let _ = writeln!(md, "# mfpipe report: `{problem}`\n");
+    let _ = writeln!(
+        md,
+        "Dataset `{}` (schema mfpipe/1, design {}, seed {}, generator {}).\n",
+        dataset_path.display(),
+        ds.meta.design,
+        ds.meta.seed,
+        ds.meta.generator
+    );
+    let _ = writeln!(md, "| level | name | description | samples | failed | mean cost per sample (s) |\n|---|---|---|---|---|---|");
+    for l in &ds.levels {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.3e} |",
+            l.level,
+            l.name,
+            l.description,
+            l.len(),
+            l.failed(),
+            mean_cost(l)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nProtocol: low fidelity = level {}, high fidelity = level {}; N_L in {:?}, N_H in {:?}, seeds {:?}. \
+         Test set: {} held-out high-fidelity samples (the same for every model and seed); training subsets are drawn per seed from a pool of {} HF and {} LF samples and are nested in N_H. \
+         Errors are over all test samples and all {} output points, in the data's own units; NRMSE = RMSE / std of the test targets.\n",
+        plan.lf_level, plan.hf_level, plan.n_lf, plan.n_hf, plan.seeds, out.n_test, out.n_pool_hf, out.n_pool_lf, ds.meta.output_len()
+    );
+    let _ = writeln!(md, "Wall time of training and evaluation: {wall_s:.1} s.\n");
+    let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | fit s |\n|---|---|---|---|---|---|---|---|");
+    for ((model, n_lf, n_hf), recs) in &grouped {
+        let col = |f: fn(&Record) -> f64| recs.iter().map(|r| f(r)).collect::<Vec<f64>>();
+        let rmse = col(|r| r.rmse);
+        let (m, _, _) = spread(&rmse);
+        let _ = writeln!(
+            md,
+            "| {model} | {n_lf} | {n_hf} | {m:.4e} ± {:.1e} | {:.4} | {:.5} | {:.4e} | {:.2} |",
+            std(&rmse),
+            spread(&col(|r| r.nrmse)).0,
+            spread(&col(|r| r.r2)).0,
+            spread(&col(|r| r.mae)).0,
+            spread(&col(|r| r.fit_seconds)).0
+        );
+    }
+    let _ = writeln!(md, "\n![RMSE vs N_H](rmse_vs_nhf.png)\n");
+    if has_fields {
+        let _ = writeln!(md, "## Mean absolute error fields\n\nPoint-wise MAE over the test set, averaged over seeds (rows: N_H; columns: models; axes {} vertical, {} horizontal).\n\n![MAE fields](mae_fields.png)\n", axes[0].name, axes[1].name);
+    }
+    let _ = writeln!(
+        md,
+        "## Predicted vs true\n\n![predicted vs true](pred_vs_true.png)\n"
+    );
+    let _ = writeln!(md, "## Cost vs accuracy\n\nCPU cost of the training data from the measured per-sample solve times (LF {c_lf:.3e} s, HF {c_hf:.3e} s per sample).\n\n![cost vs accuracy](cost_vs_rmse.png)\n");
+    let _ = writeln!(md, "## Hyperparameters\n");
+    for (m, _) in &plan.models {
+        if let Some(r) = out.records.iter().find(|r| &r.model == m) {
+            let _ = writeln!(md, "- `{m}`: `{}`", r.hyperparameters);
+        }
+    }
+    std::fs::write(dir.join("report.md"), md)
+        .with_context(|| format!("cannot write {}", dir.join("report.md").display()))?;
+    files.push("report.md".into());
+    Ok(Written { files })
+}

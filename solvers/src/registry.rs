@@ -1,0 +1,20 @@
+//! The list of problems. Adding a problem = one module + one line in [`all`].
+
+use crate::{Simulator, SolveError};
+
+/// Every registered problem, in the order `pipeline list` shows them.
+pub fn all() -> Vec<Box<dyn Simulator>> {
+    vec![Box::new(crate::burgers::BurgersFem::new())]
+}
+
+/// Look a problem up by name.
+pub fn by_name(name: &str) -> Result<Box<dyn Simulator>, SolveError> {
+    let sims = all();
+    let known = sims.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
+    sims.into_iter()
+        .find(|s| s.name() == name)
+        .ok_or(SolveError::UnknownProblem {
+            name: name.to_string(),
+            known,
+        })
+}

@@ -1,0 +1,263 @@
+//! The CLI contract (DESIGN sec. 4): `list`, `solve --json`, and one-line errors with a
+//! non-zero exit for every class of bad input.
+
+use mfpipe_tests::{pipeline, stderr, stdout};
+use serde_json::Value;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Bad input: non-zero exit, exactly one line on stderr naming `needle`, no panic.
+fn fails_with(args: &[&str], needle: &str) {
+    let d = tmp();
+    fails_in(d.path(), args, needle);
+}
+
+fn fails_in(dir: &std::path::Path, args: &[&str], needle: &str) {
+    let o = pipeline(dir, args);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{args:?} should fail; stderr: {err}");
+    assert_ne!(o.status.code(), Some(101), "{args:?} panicked: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: expected a one-line error, got:\n{err}"
+    );
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: error {err:?} should mention {needle:?}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn list_names_problem_inputs_and_levels() {
+    let o = pipeline(tmp().path(), &["list"]);
+    assert!(o.status.success());
+    let s = stdout(&o);
+    assert!(s.contains("burgers:"));
+    assert!(s.contains("nu") && s.contains("[0.001, 0.1]"));
+    assert!(s.contains("level  4"));
+}
+
+#[test]
+fn solve_json_follows_the_contract() {
+    let o = pipeline(
+        tmp().path(),
+        &[
+            "solve",
+            "burgers",
+            "--fidelity",
+            "1",
+            "--set",
+            "nu=0.01",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("stdout is one JSON object");
+    assert_eq!(v["problem"], "burgers");
+    assert_eq!(v["fidelity"]["level"], 1);
+    assert_eq!(v["fidelity"]["name"], "high");
+    assert_eq!(v["inputs"]["nu"], 0.01);
+    assert_eq!(v["shape"], serde_json::json!([100, 100]));
+    let axes = v["axes"].as_array().unwrap();
+    assert_eq!(axes[0]["name"], "t");
+    assert_eq!(axes[1]["name"], "x");
+    assert_eq!(axes[0]["values"].as_array().unwrap().len(), 100);
+    assert_eq!(axes[0]["values"][99], 3.0);
+    assert_eq!(axes[1]["values"][99], 1.0);
+    let vals = v["values"].as_array().unwrap();
+    assert_eq!(vals.len(), 100);
+    assert_eq!(vals[0].as_array().unwrap().len(), 100);
+    // values[i][j] = u(t_i, x_j): t = 0 row is sin(pi x / 2) interpolated, ends at 1.
+    assert_eq!(vals[0][99], 1.0);
+    assert_eq!(vals[50][0], 0.0);
+    assert!(v["cost_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["diagnostics"]["newton_max_final_residual"]
+            .as_f64()
+            .unwrap()
+            < 1e-12
+    );
+    // The same solve through the library gives the same numbers.
+    let lib = mfpipe_solvers::registry::by_name("burgers")
+        .unwrap()
+        .solve(&[0.01], 1)
+        .unwrap();
+    assert_eq!(vals[37][61].as_f64().unwrap(), lib.values[37 * 100 + 61]);
+}
+
+#[test]
+fn solve_defaults_missing_inputs_to_the_centre() {
+    let o = pipeline(
+        tmp().path(),
+        &["solve", "burgers", "--fidelity", "low", "--json"],
+    );
+    assert!(o.status.success());
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["inputs"]["nu"], 0.0505);
+    assert_eq!(v["fidelity"]["level"], 0);
+}
+
+#[test]
+fn bad_solver_input_is_one_line() {
+    fails_with(
+        &["solve", "heat", "--set", "nu=0.01"],
+        "unknown problem \"heat\"",
+    );
+    fails_with(&["solve", "burgers", "--set", "mu=0.01"], "no input \"mu\"");
+    fails_with(
+        &["solve", "burgers", "--set", "nu=0.5"],
+        "nu = 0.5 is outside its range [0.001, 0.1]",
+    );
+    fails_with(
+        &["solve", "burgers", "--set", "nu=NaN"],
+        "not a finite number",
+    );
+    fails_with(
+        &["solve", "burgers", "--set", "nu=abc"],
+        "\"abc\" is not a number",
+    );
+    fails_with(&["solve", "burgers", "--set", "nu"], "expected NAME=VALUE");
+    fails_with(
+        &["solve", "burgers", "--set", "nu=0.01", "--set", "nu=0.02"],
+        "given twice",
+    );
+    fails_with(
+        &["solve", "burgers", "--fidelity", "7"],
+        "no fidelity \"7\"",
+    );
+    fails_with(&["frobnicate"], "unrecognized subcommand");
+}
+
+#[test]
+fn bad_generate_arguments_are_one_line() {
+    fails_with(&["generate", "burgers", "--n=-5,3"], "--n \"-5\"");
+    fails_with(
+        &["generate", "burgers", "--levels", "0,1", "--n", "4"],
+        "--levels has 2 entries but --n has 1",
+    );
+    fails_with(
+        &["generate", "burgers", "--levels", "0,9", "--n", "4,4"],
+        "no fidelity \"9\"",
+    );
+    fails_with(
+        &["generate", "burgers", "--levels", "1,0", "--n", "4,4"],
+        "strictly increasing",
+    );
+    fails_with(
+        &["generate", "burgers", "--design", "halton"],
+        "unknown design \"halton\"",
+    );
+    fails_with(&["generate", "burgers", "--seed", "-1"], "--seed \"-1\"");
+    fails_with(
+        &["generate", "burgers", "--n", "0,4"],
+        "at least one sample",
+    );
+}
+
+#[test]
+fn bad_configs_are_one_line() {
+    let d = tmp();
+    std::fs::write(
+        d.path().join("broken.toml"),
+        "problem = \"burgers\"\n[data\nseed = 1\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "broken.toml"],
+        "malformed config at line 2",
+    );
+    std::fs::write(
+        d.path().join("unknown.toml"),
+        "problem = \"burgers\"\nfoo = 3\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "unknown.toml"],
+        "unknown field `foo`",
+    );
+    std::fs::write(
+        d.path().join("neg.toml"),
+        "problem = \"burgers\"\n[data]\nn = [-4, 10]\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "neg.toml"],
+        "malformed config",
+    );
+    std::fs::write(
+        d.path().join("small.toml"),
+        "problem = \"burgers\"\n[data]\nn = [32, 40]\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "small.toml"],
+        "only 40",
+    );
+    std::fs::write(
+        d.path().join("model.toml"),
+        "problem = \"burgers\"\n[protocol]\nmodels = [\"gpx\"]\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "model.toml"],
+        "unknown model \"gpx\"",
+    );
+    std::fs::write(
+        d.path().join("hp.toml"),
+        "problem = \"burgers\"\n[models.nn-hf]\nlr = -1.0\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "hp.toml"],
+        "learning rate -1",
+    );
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "missing.toml"],
+        "cannot read config missing.toml",
+    );
+}
+
+#[test]
+fn bad_datasets_are_one_line() {
+    let d = tmp();
+    fails_in(d.path(), &["train", "none.h5"], "none.h5: no such file");
+    std::fs::write(d.path().join("empty.h5"), b"").unwrap();
+    fails_in(d.path(), &["train", "empty.h5"], "the file is empty");
+    std::fs::write(
+        d.path().join("junk.h5"),
+        b"this is not an HDF5 file at all, just text\n".repeat(50),
+    )
+    .unwrap();
+    fails_in(d.path(), &["train", "junk.h5"], "not a readable HDF5 file");
+    {
+        let f = hdf5::File::create(d.path().join("other.h5")).unwrap();
+        let s: hdf5::types::VarLenUnicode = "netcdf4".parse().unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .shape(())
+            .create("schema")
+            .unwrap()
+            .write_scalar(&s)
+            .unwrap();
+    }
+    fails_in(d.path(), &["train", "other.h5"], "schema is \"netcdf4\"");
+    {
+        let f = hdf5::File::create(d.path().join("noschema.h5")).unwrap();
+        f.create_group("fidelity").unwrap();
+    }
+    fails_in(d.path(), &["train", "noschema.h5"], "expected \"mfpipe/1\"");
+}

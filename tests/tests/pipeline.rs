@@ -1,0 +1,223 @@
+//! End to end: generate -> HDF5 -> train -> report, crash safety of `generate`, and
+//! datasets written by other tools.
+
+use mfpipe_data::dataset::{STATUS_OK, STATUS_PENDING};
+use mfpipe_data::h5;
+use mfpipe_tests::{pipeline, pipeline_bin, stderr};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn smoke_run_writes_results_report_and_plots() {
+    let d = tempfile::tempdir().unwrap();
+    let o = pipeline(d.path(), &["run", "burgers", "--smoke", "--out", "smoke"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("smoke");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let recs = results.as_array().unwrap();
+    // 2 models x 2 HF sizes x 2 seeds (the [smoke] section of configs/burgers.toml).
+    assert_eq!(recs.len(), 8);
+    let keys: Vec<&str> = recs[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    for k in [
+        "problem",
+        "model",
+        "n_lf",
+        "n_hf",
+        "seed",
+        "rmse",
+        "nrmse",
+        "r2",
+        "mae",
+        "fit_seconds",
+        "predict_seconds",
+        "hyperparameters",
+    ] {
+        assert!(keys.contains(&k), "results.json lacks {k}: {keys:?}");
+    }
+    for r in recs {
+        let rmse = r["rmse"].as_f64().unwrap();
+        assert!(rmse.is_finite() && rmse > 0.0);
+        // The fields range over about [0, 1]; a model that ignores its inputs or a broken
+        // decode would not get within a fraction of that.
+        assert!(rmse < 0.2, "rmse {rmse} for {r}");
+    }
+    for f in [
+        "report.md",
+        "rmse_vs_nhf.png",
+        "mae_fields.png",
+        "pred_vs_true.png",
+        "cost_vs_rmse.png",
+        "config.toml",
+        "burgers.h5",
+    ] {
+        let p = out.join(f);
+        assert!(
+            p.exists() && std::fs::metadata(&p).unwrap().len() > 100,
+            "{f} missing"
+        );
+    }
+    let png = std::fs::read(out.join("rmse_vs_nhf.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // A second run reuses the dataset instead of regenerating it.
+    let o = pipeline(d.path(), &["run", "burgers", "--smoke", "--out", "smoke"]);
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("using existing dataset"));
+}
+
+fn generate_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "generate", "burgers", "--levels", "0,4", "--n", "300,300", "--seed", "7", "--out", out,
+    ];
+    v.extend(extra);
+    v
+}
+
+#[test]
+fn killed_generate_resumes_to_the_same_content() {
+    let d = tempfile::tempdir().unwrap();
+    let o = pipeline(d.path(), &generate_args("full.h5", &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let full = h5::read(&d.path().join("full.h5")).unwrap();
+    full.require_complete("full.h5").unwrap();
+
+    // Start the same run and SIGKILL it once some samples are journaled.
+    let journal = d.path().join("part.h5.journal");
+    let mut child = Command::new(pipeline_bin())
+        .args(generate_args("part.h5", &[]))
+        .current_dir(d.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0) < 200_000
+        && t0.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let killed_early = journal.exists();
+    if killed_early {
+        // What a reader sees after the kill: a valid file that says it is incomplete.
+        let part = h5::read(&d.path().join("part.h5")).unwrap();
+        assert!(part
+            .levels
+            .iter()
+            .any(|l| l.status.iter().any(|&s| s == STATUS_PENDING)));
+        assert!(part.require_complete("part.h5").is_err());
+        let o = pipeline(d.path(), &["train", "part.h5"]);
+        assert!(!o.status.success() && stderr(&o).contains("not yet computed"));
+        // Resuming without --resume is refused rather than overwriting.
+        let o = pipeline(d.path(), &generate_args("part.h5", &[]));
+        assert!(!o.status.success() && stderr(&o).contains("--resume"));
+    }
+    let o = pipeline(d.path(), &generate_args("part.h5", &["--resume"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let msg = stderr(&o);
+    if killed_early {
+        assert!(
+            !msg.contains(" 0 reused"),
+            "the resumed run must reuse journaled samples: {msg}"
+        );
+    }
+    let resumed = h5::read(&d.path().join("part.h5")).unwrap();
+    assert!(
+        resumed.same_content(&full),
+        "resumed file differs from an uninterrupted run"
+    );
+    assert!(!journal.exists());
+    assert!(resumed
+        .levels
+        .iter()
+        .all(|l| l.status.iter().all(|&s| s == STATUS_OK)));
+}
+
+#[test]
+fn same_seed_gives_identical_content_and_another_seed_does_not() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, seed) in [("a.h5", "3"), ("b.h5", "3"), ("c.h5", "4")] {
+        let o = pipeline(
+            d.path(),
+            &[
+                "generate", "burgers", "--levels", "0,1", "--n", "6,5", "--seed", seed, "--out",
+                name,
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let r = |n: &str| h5::read(&d.path().join(n)).unwrap();
+    assert!(r("a.h5").same_content(&r("b.h5")));
+    assert!(!r("a.h5").same_content(&r("c.h5")));
+}
+
+/// Write a dataset the way another tool (h5py) would, with an explicit role array, and
+/// check that `train` uses exactly that split.
+#[test]
+fn train_honours_a_role_array_written_by_another_tool() {
+    let d = tempfile::tempdir().unwrap();
+    let o = pipeline(
+        d.path(),
+        &[
+            "generate", "burgers", "--levels", "0,1", "--n", "10,20", "--out", "base.h5",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut ds = h5::read(&d.path().join("base.h5")).unwrap();
+    // Test = the first 5 HF samples; train on the rest.
+    let roles: Vec<u8> = (0..20).map(|i| u8::from(i < 5)).collect();
+    ds.levels[1].role = Some(ndarray::Array1::from(roles));
+    h5::write(&d.path().join("roles.h5"), &ds).unwrap();
+    let o = pipeline(
+        d.path(),
+        &[
+            "train",
+            "roles.h5",
+            "--model",
+            "nn-hf",
+            "--n-hf",
+            "4,15",
+            "--n-lf",
+            "10",
+            "--seeds",
+            "0-1",
+            "--max-epochs",
+            "30",
+            "--out",
+            "tr",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = std::fs::read_to_string(d.path().join("tr/report.md")).unwrap();
+    assert!(report.contains("Test set: 5 held-out"), "{report}");
+    // 16 training samples requested but only 15 are marked for training.
+    let o = pipeline(
+        d.path(),
+        &[
+            "train",
+            "roles.h5",
+            "--model",
+            "nn-hf",
+            "--n-hf",
+            "16",
+            "--seeds",
+            "0",
+            "--max-epochs",
+            "5",
+            "--out",
+            "tr2",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("only 15 usable training samples"),
+        "{}",
+        stderr(&o)
+    );
+}
