@@ -93,6 +93,11 @@ pub struct FitReport {
 /// A multi-fidelity surrogate that predicts the highest fidelity in its training set.
 pub trait FusionModel: Send {
     fn name(&self) -> &'static str;
+    /// Whether the model uses lower-fidelity data at all (single-fidelity baselines do not,
+    /// and are fitted once per high-fidelity size rather than once per low-fidelity size).
+    fn uses_low_fidelity(&self) -> bool {
+        true
+    }
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport>;
     /// Predictions [N, D] at the highest fidelity for inputs [N, d].
     fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>>;

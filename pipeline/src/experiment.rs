@@ -125,7 +125,10 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     }
     let mut jobs = Vec::new();
     for (model, params) in &plan.models {
-        for &n_lf in &plan.n_lf {
+        // Single-fidelity models are fitted once per (n_hf, seed), recorded with n_lf = 0.
+        let multi = !single && registry::build(model, params)?.uses_low_fidelity();
+        let n_lfs = if multi { plan.n_lf.clone() } else { vec![0] };
+        for &n_lf in &n_lfs {
             for &n_hf in &plan.n_hf {
                 for &seed in &plan.seeds {
                     jobs.push(Job {
@@ -145,7 +148,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         .map(|j| {
             let hf_idx = split::choose(&hf_pool, j.n_hf, stream(j.seed, 1))?;
             let mut levels = Vec::new();
-            if !single {
+            if j.n_lf > 0 {
                 let lf_idx = split::choose(&lf_pool, j.n_lf, stream(j.seed, 2))?;
                 levels.push(LevelSet {
                     inputs: rows(&lf.inputs, &lf_idx),
@@ -178,7 +181,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
             let record = Record {
                 problem: ds.meta.problem.clone(),
                 model: j.model.to_string(),
-                n_lf: if single { 0 } else { j.n_lf },
+                n_lf: j.n_lf,
                 n_hf: j.n_hf,
                 seed: j.seed,
                 rmse: metrics::rmse(pred.view(), y_test.view()),
@@ -199,7 +202,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     let mut scatter = BTreeMap::new();
     for (j, r) in jobs.iter().zip(results) {
         let (rec, pred) = r?;
-        if j.n_lf == max_lf {
+        if j.n_lf == max_lf || j.n_lf == 0 {
             let field = metrics::mae_field(pred.view(), y_test.view());
             let e = mae_sum
                 .entry((j.model.to_string(), j.n_hf))

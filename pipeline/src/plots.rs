@@ -46,25 +46,48 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64, f64)>,
 }
 
-/// Log-log curves with error bars (spread over seeds).
+/// How the x axis of [`curves`] is drawn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum XAxis {
+    /// Sample counts: log2 scale with a tick at every power of two.
+    Counts,
+    /// Continuous positive values: log10 scale with a tick at every power of ten.
+    Log,
+}
+
+impl XAxis {
+    fn base(self) -> f64 {
+        match self {
+            XAxis::Counts => 2.0,
+            XAxis::Log => 10.0,
+        }
+    }
+}
+
+/// Curves on log axes with error bars (spread over seeds). x is plotted as log_b(x) on a
+/// linear axis so that every power of the base gets a labelled tick.
 pub fn curves(
     path: &Path,
     title: &str,
     xlabel: &str,
     ylabel: &str,
     series: &[Series],
+    xaxis: XAxis,
 ) -> Result<()> {
     init_font();
-    let pts = series.iter().flat_map(|s| s.points.iter());
+    let b = xaxis.base();
+    let tx = |x: f64| x.ln() / b.ln();
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
         f64::NEG_INFINITY,
         f64::INFINITY,
         f64::NEG_INFINITY,
     );
-    for &(x, _, lo, hi) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
+    for &(x, _, lo, hi) in series.iter().flat_map(|s| s.points.iter()) {
+        if x > 0.0 {
+            x0 = x0.min(tx(x));
+            x1 = x1.max(tx(x));
+        }
         if lo > 0.0 {
             y0 = y0.min(lo);
         }
@@ -73,52 +96,63 @@ pub fn curves(
     if !(x0.is_finite() && y0.is_finite() && y1.is_finite()) {
         return Ok(());
     }
-    let (x0, x1) = (x0 / 1.25, x1 * 1.25);
+    let pad = 0.08 * (x1 - x0).max(1.0);
+    let (x0, x1) = (x0 - pad, x1 + pad);
     let (y0, y1) = (y0 / 1.5, y1 * 1.5);
     let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 24))
+        .caption(title, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(75)
-        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
         .map_err(err)?;
+    // Enough candidate labels that every integer (power of the base) is among them.
+    let n_labels = (((x1 - x0) * 4.0).ceil() as usize).max(2);
     chart
         .configure_mesh()
         .x_desc(xlabel)
         .y_desc(ylabel)
         .label_style(("sans-serif", 15))
+        .x_labels(n_labels)
         .x_label_formatter(&|v| {
-            format!("{v:.3}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
+            let r = v.round();
+            if (v - r).abs() > 1e-6 {
+                return String::new();
+            }
+            let x = b.powf(r);
+            if xaxis == XAxis::Counts || (1.0..1e4).contains(&x) {
+                format!("{x}")
+            } else {
+                format!("1e{r}")
+            }
         })
         .y_label_formatter(&|v| format!("{v:.1e}"))
         .draw()
         .map_err(err)?;
     for (i, s) in series.iter().enumerate() {
         let c = color(i);
+        let pts: Vec<(f64, f64, f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| p.0 > 0.0)
+            .map(|p| (tx(p.0), p.1, p.2, p.3))
+            .collect();
         chart
             .draw_series(LineSeries::new(
-                s.points.iter().map(|p| (p.0, p.1)),
+                pts.iter().map(|p| (p.0, p.1)),
                 c.stroke_width(2),
             ))
             .map_err(err)?
             .label(&s.label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         chart
-            .draw_series(
-                s.points
-                    .iter()
-                    .map(|p| Circle::new((p.0, p.1), 4, c.filled())),
-            )
+            .draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, c.filled())))
             .map_err(err)?;
         chart
             .draw_series(
-                s.points
-                    .iter()
+                pts.iter()
                     .filter(|p| p.2 > 0.0)
                     .map(|p| ErrorBar::new_vertical(p.0, p.2, p.1, p.3, c.stroke_width(1), 8)),
             )
@@ -143,9 +177,25 @@ pub fn field_grid(
     row_labels: &[String],
     col_labels: &[String],
     fields: &BTreeMap<(usize, usize), Vec<f64>>,
-    shape: (usize, usize),
+    axes: (&[f64], &[f64]),
     axis_names: (&str, &str),
 ) -> Result<()> {
+    let shape = (axes.0.len(), axes.1.len());
+    // Cell edges half-way between grid points (extrapolated at the ends).
+    let edges = |v: &[f64]| -> Vec<f64> {
+        let n = v.len();
+        if n < 2 {
+            return vec![v[0] - 0.5, v[0] + 0.5];
+        }
+        let mut e = Vec::with_capacity(n + 1);
+        e.push(v[0] - 0.5 * (v[1] - v[0]));
+        for k in 1..n {
+            e.push(0.5 * (v[k - 1] + v[k]));
+        }
+        e.push(v[n - 1] + 0.5 * (v[n - 1] - v[n - 2]));
+        e
+    };
+    let (e0, e1) = (edges(axes.0), edges(axes.1));
     init_font();
     let vmax = fields
         .values()
@@ -174,15 +224,15 @@ pub fn field_grid(
                 .margin(4)
                 .x_label_area_size(22)
                 .y_label_area_size(if c == 0 { 30 } else { 10 })
-                .build_cartesian_2d(0..shape.1, 0..shape.0)
+                .build_cartesian_2d(e1[0]..e1[shape.1], e0[0]..e0[shape.0])
                 .map_err(err)?;
             chart
                 .configure_mesh()
                 .disable_mesh()
                 .x_desc(axis_names.1)
                 .y_desc(if c == 0 { axis_names.0 } else { "" })
-                .x_labels(3)
-                .y_labels(3)
+                .x_labels(5)
+                .y_labels(5)
                 .label_style(("sans-serif", 10))
                 .draw()
                 .map_err(err)?;
@@ -193,7 +243,7 @@ pub fn field_grid(
                         .map(|(i, j)| {
                             let v = (f[i * shape.1 + j] / vmax).clamp(0.0, 1.0);
                             Rectangle::new(
-                                [(j, i), (j + 1, i + 1)],
+                                [(e1[j], e0[i]), (e1[j + 1], e0[i + 1])],
                                 ViridisRGB::get_color(v).filled(),
                             )
                         }),

@@ -74,7 +74,7 @@ pub fn write(
     let mut cost_series: Vec<Series> = Vec::new();
     let multi_lf = plan.n_lf.len() > 1;
     for ((model, n_lf, n_hf), recs) in &grouped {
-        let label = if multi_lf {
+        let label = if multi_lf && *n_lf > 0 {
             format!("{model} (N_L={n_lf})")
         } else {
             model.clone()
@@ -101,6 +101,7 @@ pub fn write(
         "number of high-fidelity training samples N_H",
         "RMSE",
         &series,
+        plots::XAxis::Counts,
     )?;
     files.push("rmse_vs_nhf.png".into());
     plots::curves(
@@ -109,6 +110,7 @@ pub fn write(
         "CPU seconds to generate the training data (N_L c_L + N_H c_H)",
         "RMSE",
         &cost_series,
+        plots::XAxis::Log,
     )?;
     files.push("cost_vs_rmse.png".into());
 
@@ -126,14 +128,13 @@ pub fn write(
                 }
             }
         }
-        let shape = (axes[0].values.len(), axes[1].values.len());
         plots::field_grid(
             &dir.join("mae_fields.png"),
             &format!("{problem}: point-wise MAE over the test set (mean over seeds)"),
             &rows,
             &models,
             &fields,
-            shape,
+            (&axes[0].values, &axes[1].values),
             (&axes[0].name, &axes[1].name),
         )?;
         files.push("mae_fields.png".into());

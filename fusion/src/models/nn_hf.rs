@@ -56,6 +56,10 @@ impl FusionModel for NnHf {
         "nn-hf"
     }
 
+    fn uses_low_fidelity(&self) -> bool {
+        false
+    }
+
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
         let hf = train.highest();
         if hf.inputs.nrows() < 2 {
