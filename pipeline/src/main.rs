@@ -42,6 +42,19 @@ enum Cmd {
     Train(TrainArgs),
     /// Generate (if missing), train, evaluate and report, from one config.
     Run(RunArgs),
+    /// Measure per-sample solve cost at every fidelity level (markdown table on stdout).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    problem: String,
+    /// Samples per level (a Sobol design over the inputs, seed 0).
+    #[arg(long, default_value_t = 64)]
+    samples: usize,
+    /// Comma-separated levels (default: all).
+    #[arg(long, value_delimiter = ',')]
+    levels: Option<Vec<String>>,
 }
 
 #[derive(Args)]
@@ -188,6 +201,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Generate(a) => generate(a),
         Cmd::Train(a) => train(a),
         Cmd::Run(a) => run(a),
+        Cmd::Bench(a) => bench(a),
     }
 }
 
@@ -591,5 +605,58 @@ fn run(a: RunArgs) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         out.join("report.md").display()
     ));
+    Ok(())
+}
+
+/// Per-sample cost at each level: every sample is solved once on one thread (the cost a
+/// dataset records), then the whole design again across all rayon threads (throughput).
+fn bench(a: BenchArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    if a.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    let levels: Vec<usize> = match &a.levels {
+        Some(l) => l
+            .iter()
+            .map(|s| sim.fidelity(s.trim()).map(|f| f.level))
+            .collect::<Result<_, _>>()?,
+        None => sim.fidelities().iter().map(|f| f.level).collect(),
+    };
+    let xs = mfpipe_data::design::design(DesignKind::Sobol, sim.inputs(), a.samples, 0)?;
+    let xs: Vec<Vec<f64>> = xs.rows().into_iter().map(|r| r.to_vec()).collect();
+    println!(
+        "{}: {} samples per level, {} rayon threads",
+        sim.name(),
+        a.samples,
+        rayon::current_num_threads()
+    );
+    println!();
+    println!(
+        "| level | name | median s/sample | min | max | failed | parallel wall s | samples/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for level in levels {
+        let fid = sim.fidelity(&level.to_string())?.clone();
+        let mut costs = Vec::with_capacity(xs.len());
+        let mut failed = 0;
+        for x in &xs {
+            match sim.solve(x, level) {
+                Ok(s) => costs.push(s.cost_s),
+                Err(_) => failed += 1,
+            }
+        }
+        costs.sort_by(f64::total_cmp);
+        let t0 = Instant::now();
+        let _ = mfpipe_solvers::solve_many(sim.as_ref(), &xs, level);
+        let wall = t0.elapsed().as_secs_f64();
+        let med = costs.get(costs.len() / 2).copied().unwrap_or(f64::NAN);
+        println!(
+            "| {level} | {} | {med:.3e} | {:.3e} | {:.3e} | {failed} | {wall:.3} | {:.0} |",
+            fid.name,
+            costs.first().copied().unwrap_or(f64::NAN),
+            costs.last().copied().unwrap_or(f64::NAN),
+            xs.len() as f64 / wall
+        );
+    }
     Ok(())
 }
