@@ -172,13 +172,16 @@ fn main() {
                     },
                 );
             }
-            let first = e.render().to_string();
-            let first = first
-                .lines()
+            // clap's first paragraph says what is wrong; the usage block after it is noise here.
+            let text = e.render().to_string();
+            let first = text
+                .split("\n\n")
                 .next()
-                .unwrap_or("error: invalid arguments")
-                .trim_start_matches("error: ")
-                .to_string();
+                .unwrap_or("invalid arguments")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ").to_string();
             eprintln!("error: {first} (see pipeline --help)");
             std::process::exit(2);
         }

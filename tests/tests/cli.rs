@@ -253,11 +253,14 @@ fn bad_datasets_are_one_line() {
             .unwrap()
             .write_scalar(&s)
             .unwrap();
+        // Close for real (HDF5 locks open files) before `pipeline` opens it.
+        f.close().unwrap();
     }
     fails_in(d.path(), &["train", "other.h5"], "schema is \"netcdf4\"");
     {
         let f = hdf5::File::create(d.path().join("noschema.h5")).unwrap();
         f.create_group("fidelity").unwrap();
+        f.close().unwrap();
     }
     fails_in(d.path(), &["train", "noschema.h5"], "expected \"mfpipe/1\"");
 }
