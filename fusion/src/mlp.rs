@@ -99,6 +99,14 @@ pub fn from_tensor(t: Tensor<2>) -> Array2<f64> {
     Array2::from_shape_vec((n, d), v).expect("shape matches")
 }
 
+/// One training phase: how long, how fast, how much weight decay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phase {
+    pub epochs: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+}
+
 /// Full-batch Adam on mean squared error. Returns the trained network and the final loss.
 /// A loss that goes non-finite stops training with [`FusionError::Diverged`] rather than
 /// propagating NaNs into predictions.
@@ -107,11 +115,14 @@ pub fn train(
     mut net: Mlp,
     x: ArrayView2<f64>,
     y: ArrayView2<f64>,
-    epochs: usize,
-    lr: f64,
-    weight_decay: f64,
+    phase: Phase,
     device: &Device,
 ) -> Result<(Mlp, f64)> {
+    let Phase {
+        epochs,
+        lr,
+        weight_decay,
+    } = phase;
     let xt = to_tensor(x, device);
     let yt = to_tensor(y, device);
     let mut cfg = AdamConfig::new().with_epsilon(1e-8);

@@ -23,11 +23,11 @@ fn std(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
 }
 
+/// Records of one (model, n_lf, n_hf).
+type Group<'a> = ((String, usize, usize), Vec<&'a Record>);
+
 /// Records grouped by (model, n_lf, n_hf), in the plan's model order.
-fn groups<'a>(
-    records: &'a [Record],
-    plan: &Plan,
-) -> Vec<((String, usize, usize), Vec<&'a Record>)> {
+fn groups<'a>(records: &'a [Record], plan: &Plan) -> Vec<Group<'a>> {
     let mut g: BTreeMap<(usize, usize, usize), Vec<&Record>> = BTreeMap::new();
     for r in records {
         let mi = plan

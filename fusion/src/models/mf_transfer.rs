@@ -6,7 +6,7 @@
 //! speaks the fine-tuning phase's coordinates.
 
 use super::{check_phase, vstack, Fitted, NetParams};
-use crate::mlp::{self, Mlp};
+use crate::mlp::{self, Phase};
 use crate::prep::{InputMap, OutputMap};
 use crate::{Budget, FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
 use ndarray::{Array2, ArrayView2};
@@ -108,10 +108,9 @@ impl FusionModel for MfTransfer {
             (None, 0.0)
         } else {
             let device = mlp::train_device();
-            let mut widths = vec![all_x.ncols()];
-            widths.extend(&p.net.hidden);
-            widths.push(output_map.width());
-            let net = Mlp::new(&widths, p.net.activation, ctx.seed, &device);
+            let net = p
+                .net
+                .network(all_x.ncols(), output_map.width(), ctx.seed, &device);
             let xl = input_map.transform(lf.inputs.view());
             let yl = output_map.encode(lf.outputs.view());
             let (net, _) = mlp::train(
@@ -119,9 +118,11 @@ impl FusionModel for MfTransfer {
                 net,
                 xl.view(),
                 yl.view(),
-                pre_epochs,
-                p.pretrain_lr,
-                p.weight_decay,
+                Phase {
+                    epochs: pre_epochs,
+                    lr: p.pretrain_lr,
+                    weight_decay: p.weight_decay,
+                },
                 &device,
             )?;
             let xh = input_map.transform(hf.inputs.view());
@@ -131,9 +132,11 @@ impl FusionModel for MfTransfer {
                 net,
                 xh.view(),
                 yh.view(),
-                epochs,
-                p.lr,
-                p.weight_decay,
+                Phase {
+                    epochs,
+                    lr: p.lr,
+                    weight_decay: p.weight_decay,
+                },
                 &device,
             )?;
             (Some(net), loss)

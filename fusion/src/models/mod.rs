@@ -36,6 +36,21 @@ impl Default for NetParams {
 }
 
 impl NetParams {
+    /// A freshly initialised network `d_in -> hidden... -> d_out`, weights drawn from `seed`.
+    pub fn network(
+        &self,
+        d_in: usize,
+        d_out: usize,
+        seed: u64,
+        device: &burn::tensor::Device,
+    ) -> Mlp {
+        let widths: Vec<usize> = std::iter::once(d_in)
+            .chain(self.hidden.iter().copied())
+            .chain(std::iter::once(d_out))
+            .collect();
+        Mlp::new(&widths, self.activation, seed, device)
+    }
+
     pub fn check(&self, model: &str) -> Result<()> {
         let bad = |reason: String| {
             Err(FusionError::BadParams {

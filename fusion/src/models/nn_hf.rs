@@ -2,7 +2,7 @@
 //! every fusion method has to beat.
 
 use super::{check_phase, Fitted, NetParams};
-use crate::mlp::{self, Mlp};
+use crate::mlp::{self, Phase};
 use crate::prep::{InputMap, OutputMap};
 use crate::{Budget, FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
 use ndarray::{Array2, ArrayView2};
@@ -87,18 +87,19 @@ impl FusionModel for NnHf {
             (None, 0.0)
         } else {
             let device = mlp::train_device();
-            let mut widths = vec![x.ncols()];
-            widths.extend(&p.net.hidden);
-            widths.push(output_map.width());
-            let net = Mlp::new(&widths, p.net.activation, ctx.seed, &device);
+            let net = p
+                .net
+                .network(x.ncols(), output_map.width(), ctx.seed, &device);
             let (net, loss) = mlp::train(
                 self.name(),
                 net,
                 x.view(),
                 y.view(),
-                epochs,
-                p.lr,
-                p.weight_decay,
+                Phase {
+                    epochs,
+                    lr: p.lr,
+                    weight_decay: p.weight_decay,
+                },
                 &device,
             )?;
             (Some(net), loss)
