@@ -64,7 +64,7 @@ fn put_array<T: H5Type + Copy>(g: &Group, name: &str, data: &ArrayD<T>) -> hdf5:
     b.with_data(data)
         .chunk(chunk)
         .shuffle()
-        .deflate(4)
+        .deflate(1)
         .create(name)?;
     Ok(())
 }
