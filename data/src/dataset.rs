@@ -27,6 +27,25 @@ pub struct Meta {
     pub output_name: String,
     pub output_unit: String,
     pub axes: Vec<Axis>,
+    /// `Some(Shard { index, count })` for one shard of a run split across machines
+    /// (root attributes `shard_index`, `shard_count`); `None` for a whole dataset.
+    pub shard: Option<Shard>,
+}
+
+/// Which part of a sharded run a file holds: the samples whose global index (levels in
+/// order, samples in order within a level) is `index` modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Whether the sample with this global index belongs to the shard. Round-robin, so
+    /// every shard gets the same mix of cheap and expensive levels.
+    pub fn owns(&self, global: usize) -> bool {
+        global % self.count == self.index
+    }
 }
 
 impl Meta {
@@ -82,6 +101,12 @@ impl Dataset {
     /// Refuse a dataset with samples not yet computed: training on it would silently use
     /// fewer samples than the user asked for.
     pub fn require_complete(&self, path: &str) -> Result<(), DataError> {
+        if let Some(sh) = self.meta.shard {
+            return Err(DataError::Invalid {
+                path: path.into(),
+                what: format!("this is shard {}/{} of a dataset, not a whole one; combine the shards with `pipeline merge`", sh.index, sh.count),
+            });
+        }
         for l in &self.levels {
             let pending = l.pending();
             if pending > 0 {

@@ -104,6 +104,10 @@ fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
         put_str(&f, "generator", &m.generator)?;
         put_scalar(&f, "seed", m.seed)?;
         put_str(&f, "design", &m.design)?;
+        if let Some(sh) = m.shard {
+            put_scalar(&f, "shard_index", sh.index as u64)?;
+            put_scalar(&f, "shard_count", sh.count as u64)?;
+        }
         put_strs(&f, "input_names", &m.input_names)?;
         put_strs(&f, "input_units", &m.input_units)?;
         put_f64s(&f, "input_lower", &m.input_lower)?;
@@ -241,6 +245,35 @@ impl Reader {
             .map_err(|_| self.invalid(format!("attribute {name} is not a float array")))
     }
 
+    fn u64_attr(&self, loc: &Location, name: &str) -> Result<Option<u64>, DataError> {
+        match loc.attr(name) {
+            Ok(a) => a
+                .read_scalar::<u64>()
+                .or_else(|_| a.read_scalar::<i64>().map(|v| v as u64))
+                .map(Some)
+                .map_err(|_| self.invalid(format!("attribute {name} is not an integer"))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn shard(&self, root: &Location) -> Result<Option<crate::dataset::Shard>, DataError> {
+        match (
+            self.u64_attr(root, "shard_index")?,
+            self.u64_attr(root, "shard_count")?,
+        ) {
+            (None, None) => Ok(None),
+            (Some(index), Some(count)) if count > 0 && index < count => {
+                Ok(Some(crate::dataset::Shard {
+                    index: index as usize,
+                    count: count as usize,
+                }))
+            }
+            (i, c) => Err(self.invalid(format!(
+                "shard attributes are inconsistent (shard_index {i:?}, shard_count {c:?})"
+            ))),
+        }
+    }
+
     fn read(&self) -> Result<Dataset, DataError> {
         let root: &Location = &self.f;
         let schema = self
@@ -258,13 +291,9 @@ impl Reader {
         let problem = self.str_attr(root, "problem", "")?;
         let created = self.str_attr(root, "created", "").unwrap_or_default();
         let generator = self.str_attr(root, "generator", "").unwrap_or_default();
-        let seed = match root.attr("seed") {
-            Ok(a) => a
-                .read_scalar::<u64>()
-                .or_else(|_| a.read_scalar::<i64>().map(|v| v as u64))
-                .map_err(|_| self.invalid("attribute seed is not an integer"))?,
-            Err(_) => return Err(self.missing("attribute seed")),
-        };
+        let seed = self
+            .u64_attr(root, "seed")?
+            .ok_or_else(|| self.missing("attribute seed"))?;
         let design = self.str_attr(root, "design", "")?;
         let input_names = self.strs_attr(root, "input_names")?;
         let d = input_names.len();
@@ -314,7 +343,9 @@ impl Reader {
                 values,
             });
         }
+        let shard = self.shard(root)?;
         let meta = Meta {
+            shard,
             problem,
             created,
             generator,
@@ -492,6 +523,7 @@ mod tests {
             input_upper: vec![1.0],
             output_name: "u".into(),
             output_unit: "1".into(),
+            shard: None,
             axes: vec![
                 Axis {
                     name: "t".into(),

@@ -8,7 +8,9 @@
 
 use crate::progress::Bar;
 use anyhow::{bail, Context, Result};
-use mfpipe_data::dataset::{Dataset, LevelData, Meta, STATUS_FAILED, STATUS_OK, STATUS_PENDING};
+use mfpipe_data::dataset::{
+    Dataset, LevelData, Meta, Shard, STATUS_FAILED, STATUS_OK, STATUS_PENDING,
+};
 use mfpipe_data::design::{self, DesignKind};
 use mfpipe_data::journal::{self, Journal, Record};
 use mfpipe_data::{h5, Progress};
@@ -24,6 +26,8 @@ pub struct GenSpec {
     pub seed: u64,
     pub levels: Vec<usize>,
     pub n: Vec<usize>,
+    /// Compute only this shard's samples (the file still holds the whole design).
+    pub shard: Option<Shard>,
 }
 
 pub fn generator_id() -> String {
@@ -52,6 +56,7 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
         output_name: out.name.clone(),
         output_unit: out.unit.clone(),
         axes: out.axes.clone(),
+        shard: spec.shard,
     };
     let mut levels = Vec::new();
     for (&level, &n) in spec.levels.iter().zip(&spec.n) {
@@ -72,7 +77,9 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
     Ok(Dataset { meta, levels })
 }
 
-/// Whether an existing file was made by the same run (so it may be resumed or reused).
+/// Whether two files come from the same run (so one may be resumed, reused or merged with
+/// the other): problem, seed, design, grid, levels and every input bit for bit. Which shard
+/// a file holds is not compared here.
 pub fn same_run(a: &Dataset, b: &Dataset) -> bool {
     a.meta.problem == b.meta.problem
         && a.meta.seed == b.meta.seed
@@ -119,6 +126,14 @@ pub fn generate(
         if !same_run(&ds, &old) {
             bail!("cannot resume {}: it was generated with a different problem, seed, design, levels or sample counts", out.display());
         }
+        if old.meta.shard != ds.meta.shard {
+            bail!(
+                "cannot resume {}: it holds {}, not {}",
+                out.display(),
+                shard_name(old.meta.shard),
+                shard_name(ds.meta.shard)
+            );
+        }
         ds.meta.created = old.meta.created.clone();
         for (new, old) in ds.levels.iter_mut().zip(&old.levels) {
             for i in 0..new.len() {
@@ -160,15 +175,11 @@ pub fn generate(
         }
     }
 
-    let pending: Vec<(usize, usize)> = ds
-        .levels
-        .iter()
-        .enumerate()
-        .flat_map(|(p, l)| {
-            (0..l.len())
-                .filter(move |&i| l.status[i] == STATUS_PENDING)
-                .map(move |i| (p, i))
+    let pending: Vec<(usize, usize)> = global_order(&ds)
+        .filter(|&(g, p, i)| {
+            ds.levels[p].status[i] == STATUS_PENDING && spec.shard.is_none_or(|sh| sh.owns(g))
         })
+        .map(|(_, p, i)| (p, i))
         .collect();
     let bar = Bar::new();
     bar.start("solving", pending.len() as u64);
@@ -216,4 +227,87 @@ pub fn generate(
         reused,
         dataset: ds,
     })
+}
+
+/// Every sample as (global index, level position, index within the level): levels in
+/// order, samples in order. Shards partition this sequence.
+fn global_order(ds: &Dataset) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    ds.levels
+        .iter()
+        .enumerate()
+        .flat_map(|(p, l)| (0..l.len()).map(move |i| (p, i)))
+        .enumerate()
+        .map(|(g, (p, i))| (g, p, i))
+}
+
+fn shard_name(s: Option<Shard>) -> String {
+    match s {
+        Some(s) => format!("shard {}/{}", s.index, s.count),
+        None => "the whole dataset".into(),
+    }
+}
+
+/// Combine the shard files of one run into the dataset a single machine would have made.
+/// Refuses shards from different runs or code versions, duplicates, missing shards and
+/// shards with samples still to compute.
+pub fn merge(shards: &[(String, Dataset)]) -> Result<Dataset> {
+    let (first_path, first) = shards.first().context("no shard files given")?;
+    let count = match first.meta.shard {
+        Some(s) => s.count,
+        None => bail!("{first_path} is a whole dataset, not a shard"),
+    };
+    let mut seen: Vec<Option<&str>> = vec![None; count];
+    for (path, ds) in shards {
+        let Some(sh) = ds.meta.shard else {
+            bail!("{path} is a whole dataset, not a shard")
+        };
+        if sh.count != count {
+            bail!(
+                "{path} is shard {}/{} but {first_path} is one of {count}",
+                sh.index,
+                sh.count
+            );
+        }
+        if !same_run(first, ds) {
+            bail!("{path} does not belong with {first_path}: different problem, seed, design, levels or sample counts");
+        }
+        if ds.meta.generator != first.meta.generator {
+            bail!(
+                "{path} was made by {:?} but {first_path} by {:?}; regenerate with one version",
+                ds.meta.generator,
+                first.meta.generator
+            );
+        }
+        if let Some(other) = seen[sh.index].replace(path) {
+            bail!(
+                "shard {}/{count} given twice ({other} and {path})",
+                sh.index
+            );
+        }
+    }
+    if let Some(i) = seen.iter().position(Option::is_none) {
+        bail!("shard {i}/{count} is missing");
+    }
+    let mut merged = first.clone();
+    merged.meta.shard = None;
+    let by_index: Vec<&(String, Dataset)> = (0..count)
+        .map(|k| {
+            shards
+                .iter()
+                .find(|(_, d)| d.meta.shard.is_some_and(|s| s.index == k))
+                .expect("checked above")
+        })
+        .collect();
+    for (g, p, i) in global_order(first).collect::<Vec<_>>() {
+        let (path, src) = by_index[g % count];
+        let l = &src.levels[p];
+        if l.status[i] == STATUS_PENDING {
+            bail!("{path} is not finished (sample {i} of fidelity {} is pending); finish it with `pipeline generate ... --resume`", l.level);
+        }
+        let m = &mut merged.levels[p];
+        m.status[i] = l.status[i];
+        m.cost_s[i] = l.cost_s[i];
+        m.outputs.row_mut(i).assign(&l.outputs.row(i));
+    }
+    Ok(merged)
 }

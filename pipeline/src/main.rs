@@ -38,6 +38,10 @@ enum Cmd {
     Solve(SolveArgs),
     /// Generate a multi-fidelity HDF5 dataset.
     Generate(GenerateArgs),
+    /// Combine the shard files of one run into one dataset.
+    Merge(MergeArgs),
+    /// Validate a dataset and summarise it; optionally compare its content with another.
+    Check(CheckArgs),
     /// Train and evaluate fusion models on a dataset.
     Train(TrainArgs),
     /// Generate (if missing), train, evaluate and report, from one config.
@@ -89,9 +93,29 @@ struct GenerateArgs {
     seed: Option<String>,
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Finish an interrupted run of the same settings.
+    /// Finish an interrupted run of the same settings (harmless when there is none).
     #[arg(long)]
     resume: bool,
+    /// Compute only shard I of N (0-based), e.g. 3/16; combine shards with `pipeline merge`.
+    #[arg(long)]
+    shard: Option<String>,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Shard files of one run, in any order.
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    dataset: PathBuf,
+    /// Also require the same content (all but cost_s and created) as this file.
+    #[arg(long = "same-as")]
+    same_as: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -202,6 +226,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::List => list(),
         Cmd::Solve(a) => solve(a),
         Cmd::Generate(a) => generate(a),
+        Cmd::Merge(a) => merge(a),
+        Cmd::Check(a) => check(a),
         Cmd::Train(a) => train(a),
         Cmd::Run(a) => run(a),
         Cmd::Bench(a) => bench(a),
@@ -392,6 +418,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         seed: cfg.data.seed,
         levels: cfg.data.levels.clone(),
         n: cfg.data.n.clone(),
+        shard: a.shard.as_deref().map(parse_shard).transpose()?,
     };
     if let Some(l) = &a.levels {
         spec.levels = l
@@ -432,8 +459,12 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let t0 = Instant::now();
     let s = generate::generate(sim.as_ref(), &spec, &out, a.resume)?;
     let failed: usize = s.dataset.levels.iter().map(|l| l.failed()).sum();
+    let part = spec
+        .shard
+        .map(|sh| format!(" (shard {}/{})", sh.index, sh.count))
+        .unwrap_or_default();
     note(format!(
-        "wrote {}: {} samples computed, {} reused, {} failed, {:.2} s",
+        "wrote {}{part}: {} samples computed, {} reused, {} failed, {:.2} s",
         out.display(),
         s.computed,
         s.reused,
@@ -569,6 +600,7 @@ fn run(a: RunArgs) -> Result<()> {
         seed: cfg.data.seed,
         levels: cfg.data.levels.clone(),
         n: cfg.data.n.clone(),
+        shard: None,
     };
     let t0 = Instant::now();
     let ds = match h5::read(&dataset) {
@@ -660,6 +692,103 @@ fn bench(a: BenchArgs) -> Result<()> {
             costs.last().copied().unwrap_or(f64::NAN),
             xs.len() as f64 / wall
         );
+    }
+    Ok(())
+}
+
+/// `I/N` with 0 <= I < N.
+fn parse_shard(s: &str) -> Result<mfpipe_data::dataset::Shard> {
+    let bad = || anyhow::anyhow!("--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (index, count): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(mfpipe_data::dataset::Shard { index, count })
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let shards = a
+        .shards
+        .iter()
+        .map(|p| Ok((p.display().to_string(), h5::read(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = generate::merge(&shards)?;
+    if a.out.exists() {
+        bail!(
+            "{} already exists; remove it or choose another --out",
+            a.out.display()
+        );
+    }
+    h5::write(&a.out, &merged)?;
+    let n: usize = merged.levels.iter().map(|l| l.len()).sum();
+    note(format!(
+        "merged {} shards into {} ({n} samples)",
+        shards.len(),
+        a.out.display()
+    ));
+    Ok(())
+}
+
+fn check(a: CheckArgs) -> Result<()> {
+    let ds = h5::read(&a.dataset)?;
+    let m = &ds.meta;
+    println!(
+        "{}: schema mfpipe/1, problem {}, design {}, seed {}, generator {}",
+        a.dataset.display(),
+        m.problem,
+        m.design,
+        m.seed,
+        m.generator
+    );
+    if let Some(sh) = m.shard {
+        println!("  shard {}/{} of a sharded run", sh.index, sh.count);
+    }
+    println!(
+        "  inputs {:?}; output {} on {:?} ({})",
+        m.input_names,
+        m.output_name,
+        m.output_shape(),
+        m.axes
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for l in &ds.levels {
+        let roles = l
+            .role
+            .as_ref()
+            .map(|r| {
+                format!(
+                    ", role: {} train / {} test",
+                    r.iter().filter(|&&v| v == 0).count(),
+                    r.iter().filter(|&&v| v == 1).count()
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "  fidelity {} ({}): {} samples, {} failed, {} pending{roles}",
+            l.level,
+            l.name,
+            l.len(),
+            l.failed(),
+            l.pending()
+        );
+    }
+    if let Some(other) = &a.same_as {
+        let b = h5::read(other)?;
+        if !ds.same_content(&b) {
+            bail!(
+                "{} and {} differ in content",
+                a.dataset.display(),
+                other.display()
+            );
+        }
+        println!("  same content as {}", other.display());
     }
     Ok(())
 }
