@@ -3,6 +3,7 @@
 //! Models only ever see data ([`MfTrainSet`]); they know nothing of solvers or files. A new
 //! model is one module under `models/` plus one line in [`registry`].
 
+pub mod dmf;
 pub mod mlp;
 pub mod models;
 pub mod prep;

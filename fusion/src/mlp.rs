@@ -47,19 +47,7 @@ impl Mlp {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let layers = widths
             .windows(2)
-            .map(|w| {
-                let (i, o) = (w[0], w[1]);
-                let mut lin = LinearConfig::new(i, o).init(device);
-                let shape = lin.weight.dims();
-                let bound = (6.0 / (i + o) as f64).sqrt();
-                let data: Vec<f32> = (0..shape[0] * shape[1])
-                    .map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 * bound as f32)
-                    .collect();
-                lin.weight =
-                    Param::from_tensor(Tensor::from_data(TensorData::new(data, shape), device));
-                lin.bias = Some(Param::from_tensor(Tensor::zeros([o], device)));
-                lin
-            })
+            .map(|w| xavier_linear(w[0], w[1], &mut rng, device))
             .collect();
         Self { layers, activation }
     }
@@ -78,6 +66,19 @@ impl Mlp {
         }
         h
     }
+}
+
+/// A linear layer `i -> o` with Xavier-uniform weights from `rng` and zero biases.
+pub(crate) fn xavier_linear(i: usize, o: usize, rng: &mut ChaCha8Rng, device: &Device) -> Linear {
+    let mut lin = LinearConfig::new(i, o).init(device);
+    let shape = lin.weight.dims();
+    let bound = (6.0 / (i + o) as f64).sqrt() as f32;
+    let data: Vec<f32> = (0..shape[0] * shape[1])
+        .map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 * bound)
+        .collect();
+    lin.weight = Param::from_tensor(Tensor::from_data(TensorData::new(data, shape), device));
+    lin.bias = Some(Param::from_tensor(Tensor::zeros([o], device)));
+    lin
 }
 
 /// Convert an f64 matrix to an f32 tensor on `device`.

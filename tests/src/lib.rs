@@ -1,14 +1,16 @@
-//! Helpers for mfpipe's end-to-end tests: locate (building if needed) the `pipeline`
-//! binary and run it.
+//! Helpers for mfpipe's end-to-end tests: locate the `pipeline` binary and run it.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// Path of the `pipeline` binary of this build profile, built once per test process.
+/// Path of the `pipeline` binary of this build profile.
 ///
-/// Cargo only builds a binary for tests of its own package, and these tests live in their
-/// own crate, so build it explicitly (a no-op when it is up to date).
+/// `cargo test --workspace` builds it before any test runs, because the `pipeline` package
+/// has integration tests of its own. When only this crate is tested (`cargo test -p
+/// mfpipe-tests`) and the binary is missing, build it here; that resolves features for one
+/// package and may recompile dependencies, so it is slower. Set `MFPIPE_TEST_REBUILD=1` to
+/// force that build (e.g. after changing the binary and testing only this crate).
 pub fn pipeline_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -19,6 +21,10 @@ pub fn pipeline_bin() -> PathBuf {
             .and_then(|p| p.parent())
             .expect("target dir")
             .to_path_buf();
+        let bin = profile_dir.join("pipeline");
+        if bin.exists() && std::env::var_os("MFPIPE_TEST_REBUILD").is_none() {
+            return bin;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args([
@@ -34,7 +40,7 @@ pub fn pipeline_bin() -> PathBuf {
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building the pipeline binary failed");
-        profile_dir.join("pipeline")
+        bin
     })
     .clone()
 }

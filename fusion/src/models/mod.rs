@@ -1,5 +1,6 @@
 //! The models. Each file is one model; [`crate::registry`] maps names to them.
 
+pub mod dmf;
 pub mod mf_transfer;
 pub mod nn_hf;
 
