@@ -8,6 +8,7 @@ pub mod mlp;
 pub mod models;
 pub mod prep;
 pub mod registry;
+pub mod search;
 
 use mfpipe_data::Progress;
 use ndarray::{Array2, ArrayView2};
