@@ -104,7 +104,39 @@ impl Default for Smoke {
     }
 }
 
+/// The levels and per-level sample counts of a generation, named as the user gave them
+/// (config keys or CLI flags): non-empty, one count per level, levels strictly increasing,
+/// every count at least 1.
+pub fn check_levels(levels: &[usize], n: &[usize], names: (&str, &str)) -> Result<()> {
+    let (ln, nn) = names;
+    if levels.is_empty() {
+        bail!("{ln} is empty");
+    }
+    if levels.len() != n.len() {
+        bail!("{ln} has {} entries but {nn} has {}", levels.len(), n.len());
+    }
+    if levels.windows(2).any(|w| w[0] >= w[1]) {
+        bail!("{ln} {levels:?}: must be strictly increasing (cheapest first)");
+    }
+    if n.contains(&0) {
+        bail!("{nn} {n:?}: every level needs at least one sample");
+    }
+    Ok(())
+}
+
 impl RunConfig {
+    /// The generic defaults, for a problem without an embedded config of its own.
+    pub fn generic(problem: &str) -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            problem: problem.into(),
+            data: Default::default(),
+            protocol: Default::default(),
+            models: Default::default(),
+            smoke: Default::default(),
+        }
+    }
+
     /// The embedded default for a problem.
     pub fn embedded(problem: &str) -> Result<Self> {
         let (_, text) = EMBEDDED.iter().find(|(p, _)| *p == problem).with_context(|| {
@@ -150,25 +182,7 @@ impl RunConfig {
             );
         }
         let d = &self.data;
-        if d.levels.is_empty() {
-            bail!("data.levels is empty");
-        }
-        if d.levels.len() != d.n.len() {
-            bail!(
-                "data.levels has {} entries but data.n has {}",
-                d.levels.len(),
-                d.n.len()
-            );
-        }
-        if d.levels.windows(2).any(|w| w[0] >= w[1]) {
-            bail!(
-                "data.levels {:?} must be strictly increasing (cheapest first)",
-                d.levels
-            );
-        }
-        if d.n.contains(&0) {
-            bail!("data.n {:?}: every level needs at least one sample", d.n);
-        }
+        check_levels(&d.levels, &d.n, ("data.levels", "data.n"))?;
         let p = &self.protocol;
         for (name, v) in [("protocol.n_hf", &p.n_hf), ("protocol.n_lf", &p.n_lf)] {
             if v.is_empty() {

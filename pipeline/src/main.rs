@@ -394,14 +394,7 @@ fn base_config(problem: &str, path: Option<&Path>) -> Result<RunConfig> {
         None => match RunConfig::embedded(problem) {
             Ok(c) => c,
             // Problems without a standard protocol still generate with the generic defaults.
-            Err(_) => RunConfig {
-                version: config::CONFIG_VERSION,
-                problem: problem.into(),
-                data: Default::default(),
-                protocol: Default::default(),
-                models: Default::default(),
-                smoke: Default::default(),
-            },
+            Err(_) => RunConfig::generic(problem),
         },
     };
     if cfg.problem != problem {
@@ -437,22 +430,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
             .parse()
             .map_err(|_| anyhow::anyhow!("--seed {s:?}: expected a non-negative integer"))?;
     }
-    if spec.levels.len() != spec.n.len() {
-        bail!(
-            "--levels has {} entries but --n has {}",
-            spec.levels.len(),
-            spec.n.len()
-        );
-    }
-    if spec.n.contains(&0) {
-        bail!("--n {:?}: every level needs at least one sample", spec.n);
-    }
-    if spec.levels.windows(2).any(|w| w[0] >= w[1]) {
-        bail!(
-            "--levels {:?}: must be strictly increasing (cheapest first)",
-            spec.levels
-        );
-    }
+    config::check_levels(&spec.levels, &spec.n, ("--levels", "--n"))?;
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}.h5", a.problem)));
@@ -479,14 +457,8 @@ fn train(a: TrainArgs) -> Result<()> {
     ds.require_complete(&a.dataset.display().to_string())?;
     let mut cfg = match &a.config {
         Some(p) => RunConfig::load(p)?,
-        None => RunConfig::embedded(&ds.meta.problem).unwrap_or_else(|_| RunConfig {
-            version: 1,
-            problem: ds.meta.problem.clone(),
-            data: Default::default(),
-            protocol: Default::default(),
-            models: Default::default(),
-            smoke: Default::default(),
-        }),
+        None => RunConfig::embedded(&ds.meta.problem)
+            .unwrap_or_else(|_| RunConfig::generic(&ds.meta.problem)),
     };
     if !a.model.is_empty() {
         cfg.protocol.models = a.model.clone();
@@ -603,15 +575,13 @@ fn run(a: RunArgs) -> Result<()> {
         shard: None,
     };
     let t0 = Instant::now();
+    let expected = generate::skeleton(sim.as_ref(), &spec)?;
     let ds = match h5::read(&dataset) {
-        Ok(ds)
-            if generate::same_run(&generate::skeleton(sim.as_ref(), &spec)?, &ds)
-                && ds.require_complete("").is_ok() =>
-        {
+        Ok(ds) if generate::same_run(&expected, &ds) && ds.require_complete("").is_ok() => {
             note(format!("using existing dataset {}", dataset.display()));
             ds
         }
-        Ok(ds) if generate::same_run(&generate::skeleton(sim.as_ref(), &spec)?, &ds) => {
+        Ok(ds) if generate::same_run(&expected, &ds) => {
             note(format!("resuming {}", dataset.display()));
             generate::generate(sim.as_ref(), &spec, &dataset, true)?.dataset
         }
