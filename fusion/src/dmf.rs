@@ -25,80 +25,194 @@
 //! (eq. 6); the joint schedule steps both from one gradient. The loss is eq. (5): the mean over
 //! samples of the squared error summed over outputs, plus lambda1 ||w||^2 + lambda2 ||alpha||^2.
 
-use crate::mlp::xavier_linear;
 use crate::{FusionError, Result};
 use burn::module::{Module, Param};
-use burn::nn::Linear;
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{activation, Device, Tensor};
-use rand::SeedableRng;
+use burn::tensor::{activation, Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// The candidate operations, in the order of each edge's alpha vector.
 pub const CANDIDATES: [&str; 5] = ["deep", "shallow", "wide", "linear", "zero"];
-/// (layers, hidden width) of the four candidates that have weights.
-const SHAPES: [(usize, usize); 4] = [(4, 20), (2, 20), (2, 40), (1, 0)];
+/// Hidden widths of deep, shallow and wide (the linear candidate has no hidden layer).
+const DEEP: usize = 20;
+const SHALLOW: usize = 20;
+const WIDE: usize = 40;
+/// Hidden layers of deep after its first (4 layers in all: first, 2 hidden, last).
+const DEEP_HIDDEN: usize = 2;
+/// Columns of the first layers' hidden part: deep | shallow | wide.
+const HIDDEN: usize = DEEP + SHALLOW + WIDE;
 
-/// One candidate with weights: Linear layers with ReLU between them (not after the last).
-#[derive(Module, Debug)]
-pub struct Op {
-    layers: Vec<Linear>,
+/// Xavier-uniform [fan_in, fan_out] values (row-major), drawn from `rng`.
+fn xavier(fan_in: usize, fan_out: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let bound = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+    (0..fan_in * fan_out)
+        .map(|_| (rng.random::<f64>() * 2.0 - 1.0) as f32 * bound)
+        .collect()
 }
 
-impl Op {
-    fn new(
-        input: usize,
-        output: usize,
-        layers: usize,
-        hidden: usize,
-        rng: &mut ChaCha8Rng,
-        device: &Device,
-    ) -> Self {
-        let mut widths = vec![input];
-        widths.extend(std::iter::repeat_n(hidden, layers - 1));
-        widths.push(output);
+/// Column blocks [rows, w_k] side by side as one [rows, sum w_k] matrix.
+fn hcat(rows: usize, blocks: &[(Vec<f32>, usize)]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * blocks.iter().map(|b| b.1).sum::<usize>());
+    for r in 0..rows {
+        for (data, w) in blocks {
+            out.extend_from_slice(&data[r * w..(r + 1) * w]);
+        }
+    }
+    out
+}
+
+fn param2(data: Vec<f32>, shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(data, shape), device))
+}
+
+fn zeros1(n: usize, device: &Device) -> Param<Tensor<1>> {
+    Param::from_tensor(Tensor::zeros([n], device))
+}
+
+/// The four candidates with weights on one edge, stored so that a mixed operation costs few
+/// tensor operations: DMF's networks are tiny (batches of tens of samples, widths of 20-40),
+/// so a training step is bound by the per-operation overhead of the autodiff graph, not by
+/// arithmetic. The first layers of deep, shallow, wide and linear all read the edge's input
+/// and are one [in, 80 + out] matrix; the last layers of deep, shallow and wide are one
+/// [80, out] matrix applied to their softmax-scaled hidden features side by side. The
+/// function is exactly that of four separate networks ([`Edge::candidate`] evaluates them one
+/// by one; a test checks the two agree).
+#[derive(Module, Debug)]
+pub struct Edge {
+    first_w: Param<Tensor<2>>,
+    first_b: Param<Tensor<1>>,
+    deep_w: Vec<Param<Tensor<2>>>,
+    deep_b: Vec<Param<Tensor<1>>>,
+    last_w: Param<Tensor<2>>,
+    /// Last-layer biases of deep, shallow and wide, one row each: [3, out].
+    last_b: Param<Tensor<2>>,
+    /// [5, 80 + out]: row c is 1 on the columns of candidate c (row 4, zero, is all 0), so
+    /// softmax(alpha) [1, 5] times it is the per-column scale of one mixed operation.
+    #[module(skip)]
+    spread: TensorData,
+    #[module(skip)]
+    out: usize,
+}
+
+impl Edge {
+    fn new(input: usize, out: usize, rng: &mut ChaCha8Rng, device: &Device) -> Self {
+        // Drawn in the order deep (all layers), shallow, wide, linear.
+        let deep_first = xavier(input, DEEP, rng);
+        let deep_hidden: Vec<Vec<f32>> =
+            (0..DEEP_HIDDEN).map(|_| xavier(DEEP, DEEP, rng)).collect();
+        let deep_last = xavier(DEEP, out, rng);
+        let shallow_first = xavier(input, SHALLOW, rng);
+        let shallow_last = xavier(SHALLOW, out, rng);
+        let wide_first = xavier(input, WIDE, rng);
+        let wide_last = xavier(WIDE, out, rng);
+        let linear = xavier(input, out, rng);
+        let first = hcat(
+            input,
+            &[
+                (deep_first, DEEP),
+                (shallow_first, SHALLOW),
+                (wide_first, WIDE),
+                (linear, out),
+            ],
+        );
+        let mut last = deep_last;
+        last.extend(shallow_last);
+        last.extend(wide_last);
+        let mut spread = vec![0f32; 5 * (HIDDEN + out)];
+        let blocks = [(0, DEEP), (DEEP, SHALLOW), (DEEP + SHALLOW, WIDE), (HIDDEN, out)];
+        for (c, &(start, width)) in blocks.iter().enumerate() {
+            for col in start..start + width {
+                spread[c * (HIDDEN + out) + col] = 1.0;
+            }
+        }
         Self {
-            layers: widths
-                .windows(2)
-                .map(|w| xavier_linear(w[0], w[1], rng, device))
+            first_w: param2(first, [input, HIDDEN + out], device),
+            first_b: zeros1(HIDDEN + out, device),
+            deep_w: deep_hidden
+                .into_iter()
+                .map(|w| param2(w, [DEEP, DEEP], device))
                 .collect(),
+            deep_b: (0..DEEP_HIDDEN).map(|_| zeros1(DEEP, device)).collect(),
+            last_w: param2(last, [HIDDEN, out], device),
+            last_b: Param::from_tensor(Tensor::zeros([3, out], device)),
+            spread: TensorData::new(spread, [5, HIDDEN + out]),
+            out,
         }
     }
 
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let last = self.layers.len() - 1;
-        let mut h = x;
-        for (k, l) in self.layers.iter().enumerate() {
-            h = l.forward(h);
-            if k < last {
-                h = activation::relu(h);
-            }
+    /// Deep's hidden layers on its first-layer activations.
+    fn deep_tail(&self, mut h: Tensor<2>) -> Tensor<2> {
+        for (w, b) in self.deep_w.iter().zip(&self.deep_b) {
+            h = activation::relu(h.matmul(w.val()) + b.val().unsqueeze());
         }
         h
     }
 
-    fn sum_sq(&self) -> Tensor<1> {
-        let mut s: Option<Tensor<1>> = None;
-        for l in &self.layers {
-            let mut t = l.weight.val().powi_scalar(2).sum();
-            if let Some(b) = &l.bias {
-                t = t + b.val().powi_scalar(2).sum();
-            }
-            s = Some(match s {
-                Some(a) => a + t,
-                None => t,
-            });
+    /// The mixed operation (eq. 3) with candidate weights `s` = softmax(alpha), shape [1, 5].
+    fn mixed(&self, s: Tensor<2>, x: Tensor<2>) -> Tensor<2> {
+        let out = self.out;
+        let z = x.matmul(self.first_w.val()) + self.first_b.val().unsqueeze();
+        let h = activation::relu(z.clone().narrow(1, 0, HIDDEN));
+        let deep = self.deep_tail(h.clone().narrow(1, 0, DEEP));
+        let g = Tensor::cat(
+            vec![deep, h.narrow(1, DEEP, SHALLOW + WIDE), z.narrow(1, HIDDEN, out)],
+            1,
+        );
+        let spread = Tensor::from_data(self.spread.clone(), &s.device());
+        let g = g * s.clone().matmul(spread);
+        g.clone().narrow(1, 0, HIDDEN).matmul(self.last_w.val())
+            + g.narrow(1, HIDDEN, out)
+            + s.narrow(1, 0, 3).matmul(self.last_b.val())
+    }
+
+    /// Candidate `c` (0 deep, 1 shallow, 2 wide, 3 linear, 4 zero) on its own.
+    pub fn candidate(&self, c: usize, x: Tensor<2>) -> Tensor<2> {
+        let out = self.out;
+        let z = x.matmul(self.first_w.val()) + self.first_b.val().unsqueeze();
+        let (start, width) = match c {
+            0 => (0, DEEP),
+            1 => (DEEP, SHALLOW),
+            2 => (DEEP + SHALLOW, WIDE),
+            3 => return z.narrow(1, HIDDEN, out),
+            _ => return z.narrow(1, HIDDEN, out).zeros_like(),
+        };
+        let mut h = activation::relu(z.narrow(1, start, width));
+        if c == 0 {
+            h = self.deep_tail(h);
         }
-        s.expect("an op has at least one layer")
+        h.matmul(self.last_w.val().narrow(0, start, width))
+            + self.last_b.val().narrow(0, c, 1)
+    }
+
+    fn params2(&self) -> Vec<Tensor<2>> {
+        let mut v = vec![self.first_w.val(), self.last_w.val(), self.last_b.val()];
+        v.extend(self.deep_w.iter().map(|w| w.val()));
+        v
+    }
+
+    fn params1(&self) -> Vec<Tensor<1>> {
+        let mut v = vec![self.first_b.val()];
+        v.extend(self.deep_b.iter().map(|b| b.val()));
+        v
+    }
+
+    fn sum_sq(&self) -> Tensor<1> {
+        let mut it = self
+            .params2()
+            .into_iter()
+            .map(|t| t.powi_scalar(2).sum())
+            .chain(self.params1().into_iter().map(|t| t.powi_scalar(2).sum()));
+        let first = it.next().expect("an edge has weights");
+        it.fold(first, |a, b| a + b)
     }
 }
 
-/// The weights of every candidate on every edge.
+/// The weights of every edge.
 #[derive(Module, Debug)]
 pub struct Weights {
-    /// edges[e][c]: candidate c (deep, shallow, wide, linear) of edge e.
-    pub edges: Vec<Vec<Op>>,
+    pub edges: Vec<Edge>,
 }
 
 /// One alpha vector (5 values) per edge.
@@ -145,21 +259,7 @@ impl DmfNet {
         let mut alpha = Vec::new();
         for j in 1..cells {
             for i in 0..j {
-                edges.push(
-                    SHAPES
-                        .iter()
-                        .map(|&(layers, hidden)| {
-                            Op::new(
-                                node_width(i),
-                                node_width(j),
-                                layers,
-                                hidden,
-                                &mut rng,
-                                device,
-                            )
-                        })
-                        .collect(),
-                );
+                edges.push(Edge::new(node_width(i), node_width(j), &mut rng, device));
                 alpha.push(Param::from_tensor(Tensor::zeros(
                     [CANDIDATES.len()],
                     device,
@@ -179,18 +279,8 @@ impl DmfNet {
 
     /// The mixed operation of one edge (eq. 3) on `x`.
     pub fn mixed(&self, e: usize, x: Tensor<2>) -> Tensor<2> {
-        let weights = activation::softmax(self.alpha.alpha[e].val(), 0);
-        let mut acc: Option<Tensor<2>> = None;
-        for (c, op) in self.w.edges[e].iter().enumerate() {
-            let wc = weights.clone().narrow(0, c, 1).reshape([1, 1]);
-            let term = op.forward(x.clone()) * wc;
-            acc = Some(match acc {
-                Some(a) => a + term,
-                None => term,
-            });
-        }
-        // The zero candidate adds nothing; it only takes its share of the softmax.
-        acc.expect("four candidates with weights")
+        let s = activation::softmax(self.alpha.alpha[e].val(), 0).reshape([1, CANDIDATES.len()]);
+        self.w.edges[e].mixed(s, x)
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
@@ -211,7 +301,7 @@ impl DmfNet {
 
     /// ||w||^2 over every weight and bias.
     pub fn w_sq(&self) -> Tensor<1> {
-        let mut it = self.w.edges.iter().flatten().map(Op::sum_sq);
+        let mut it = self.w.edges.iter().map(Edge::sum_sq);
         let first = it.next().expect("at least one op");
         it.fold(first, |a, b| a + b)
     }
@@ -230,12 +320,12 @@ impl DmfNet {
     /// Every weight, bias and alpha value, flattened (for checks of what training changed).
     pub fn flat_params(&self) -> Vec<f32> {
         let mut v = Vec::new();
-        for op in self.w.edges.iter().flatten() {
-            for l in &op.layers {
-                v.extend(l.weight.val().into_data().iter::<f32>());
-                if let Some(b) = &l.bias {
-                    v.extend(b.val().into_data().iter::<f32>());
-                }
+        for e in &self.w.edges {
+            for t in e.params2() {
+                v.extend(t.into_data().iter::<f32>());
+            }
+            for t in e.params1() {
+                v.extend(t.into_data().iter::<f32>());
             }
         }
         for a in &self.alpha.alpha {
@@ -272,7 +362,7 @@ pub enum Schedule {
 }
 
 /// One search-and-train phase of a DMF network.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SearchPhase {
     /// Total `w` steps (Algorithm 1: N iterations x W epochs).
     pub steps: usize,

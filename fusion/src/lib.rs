@@ -13,6 +13,9 @@ pub mod search;
 use mfpipe_data::Progress;
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -67,13 +70,62 @@ impl MfTrainSet {
 }
 
 /// How much training a fit may spend. Hyperparameter search drives models through this.
+/// The default is the model's own configured epochs for every phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Budget {
-    /// The model's own configured epochs.
-    #[default]
-    Configured,
-    /// At most this many epochs (for every training phase of the model).
-    Epochs(usize),
+pub struct Budget {
+    /// At most this many epochs in every training phase (`--smoke`, `--max-epochs`).
+    pub cap: Option<usize>,
+    /// Exactly this many epochs in the last phase, the one trained on the high-fidelity data
+    /// (the budget a hyperparameter search allocates); earlier phases stay as configured.
+    pub last: Option<usize>,
+}
+
+impl Budget {
+    pub fn capped(epochs: usize) -> Self {
+        Self {
+            cap: Some(epochs),
+            last: None,
+        }
+    }
+
+    /// The epochs of each phase, given the configured ones (the last entry is the last phase).
+    pub fn phases<const N: usize>(&self, configured: [usize; N]) -> [usize; N] {
+        let mut p = configured.map(|c| self.cap.map_or(c, |m| c.min(m)));
+        if let (Some(last), Some(slot)) = (self.last, p.last_mut()) {
+            *slot = last;
+        }
+        p
+    }
+}
+
+/// Work a fit may share with later fits of the same hyperparameter search: a search trains
+/// many configurations on one training set, and the phases their searched hyperparameters do
+/// not touch (DMF_L's pre-training on the low-fidelity data) are the same every time. Keys
+/// are built by the model from everything that determines the stored value.
+#[derive(Default)]
+pub struct Memo(Mutex<HashMap<u64, Box<dyn Any + Send>>>);
+
+impl Memo {
+    /// The value stored under `key`, or `make()`'s (stored for next time).
+    pub fn get_or_make<T: Clone + Send + 'static>(
+        &self,
+        key: u64,
+        make: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let hit = |m: &HashMap<u64, Box<dyn Any + Send>>| {
+            m.get(&key).and_then(|v| v.downcast_ref::<T>()).cloned()
+        };
+        if let Some(v) = hit(&self.0.lock().expect("memo lock")) {
+            return Ok(v);
+        }
+        // Not holding the lock while computing: a fit may take seconds.
+        let v = make()?;
+        self.0
+            .lock()
+            .expect("memo lock")
+            .insert(key, Box::new(v.clone()));
+        Ok(v)
+    }
 }
 
 /// Everything a fit needs besides data.
@@ -81,6 +133,8 @@ pub struct FitContext<'a> {
     pub seed: u64,
     pub budget: Budget,
     pub progress: &'a dyn Progress,
+    /// Shared work within one hyperparameter search (`None` outside a search).
+    pub memo: Option<&'a Memo>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +154,9 @@ pub trait FusionModel: Send {
     fn uses_low_fidelity(&self) -> bool {
         true
     }
+    /// Epochs of the last training phase as configured: the budget a search allocates in
+    /// fractions of (see [`Budget::last`]).
+    fn tuned_epochs(&self) -> usize;
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport>;
     /// Predictions [N, D] at the highest fidelity for inputs [N, d].
     fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>>;

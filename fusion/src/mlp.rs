@@ -27,12 +27,11 @@ pub struct Mlp {
     activation: Activation,
 }
 
-/// The CPU device without autodiff: burn-ndarray, the backend the design card names (burn
-/// 0.22 marks it deprecated in favour of its new `flex` backend; moving is a measured
-/// decision for the training-speed work, not a drive-by change).
-#[allow(deprecated)]
+/// The CPU device without autodiff: burn's `flex` backend. The design card named
+/// burn-ndarray, which burn 0.22 deprecates in favour of flex; on DMF's small networks flex
+/// took a training step from 0.85 to 0.67 ms (BENCHMARKS.md, "DMF training speed").
 pub fn cpu_device() -> Device {
-    Device::ndarray()
+    Device::flex()
 }
 
 /// The CPU device with gradients enabled, used for all training here.

@@ -26,10 +26,15 @@ fn the_mixed_operation_is_the_softmax_weighted_sum_of_its_candidates() {
     let mixed = from_tensor(net.mixed(0, x.clone()));
     let z: f64 = alpha.iter().map(|a| (*a as f64).exp()).sum();
     let mut expect = Array2::<f64>::zeros((6, 4));
-    for (c, op) in net.w.edges[0].iter().enumerate() {
-        expect = expect + from_tensor(op.forward(x.clone())) * ((alpha[c] as f64).exp() / z);
+    // Each candidate evaluated on its own, as its own network (deep, shallow, wide, linear, zero).
+    for (c, a) in alpha.iter().enumerate() {
+        let op = from_tensor(net.w.edges[0].candidate(c, x.clone()));
+        assert_eq!(op.dim(), (6, 4));
+        if c == 4 {
+            assert!(op.iter().all(|v| *v == 0.0), "the zero candidate outputs 0");
+        }
+        expect = expect + op * ((*a as f64).exp() / z);
     }
-    // The zero candidate (index 4) contributes nothing but its softmax share.
     for (a, b) in mixed.iter().zip(expect.iter()) {
         assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
     }
@@ -201,7 +206,8 @@ fn dmf_trans_exploits_correlated_low_fidelity_data() {
             &train,
             &mut FitContext {
                 seed: 0,
-                budget: Budget::Configured,
+                budget: Budget::default(),
+                memo: None,
                 progress: &NoProgress,
             },
         )

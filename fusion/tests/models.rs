@@ -41,7 +41,8 @@ fn fit(name: &str, train: &MfTrainSet, seed: u64) -> Box<dyn FusionModel> {
         train,
         &mut FitContext {
             seed,
-            budget: Budget::Configured,
+            budget: Budget::default(),
+                memo: None,
             progress: &NoProgress,
         },
     )
@@ -135,7 +136,8 @@ fn bad_hyperparameters_and_data_are_errors_not_panics() {
         &one,
         &mut FitContext {
             seed: 0,
-            budget: Budget::Epochs(5),
+            budget: Budget::capped(5),
+            memo: None,
             progress: &NoProgress,
         },
     );

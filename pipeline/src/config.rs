@@ -25,8 +25,158 @@ pub struct RunConfig {
     /// Hyperparameters per model name (missing keys take the model's defaults).
     #[serde(default)]
     pub models: BTreeMap<String, toml::Value>,
+    /// Hyperparameter search for the tuned models (Hyperband by default).
+    #[serde(default)]
+    pub search: SearchConfig,
+    /// What `run` does with the data: the training protocol (default) or one of the studies.
+    #[serde(default)]
+    pub study: Study,
     #[serde(default)]
     pub smoke: Smoke,
+}
+
+/// How the tuned models' hyperparameters are chosen (DMF Sec. 3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMethod {
+    /// The configured hyperparameters, no search.
+    None,
+    Grid,
+    Random,
+    Median,
+    Sha,
+    #[default]
+    Hyperband,
+}
+
+impl SearchMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchMethod::None => "none",
+            SearchMethod::Grid => "grid",
+            SearchMethod::Random => "random",
+            SearchMethod::Median => "median",
+            SearchMethod::Sha => "sha",
+            SearchMethod::Hyperband => "hyperband",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    pub method: SearchMethod,
+    /// Share of each fit's HF training samples held out to score configurations (at least
+    /// one sample, and at least two left to train on). The test set is never seen.
+    pub validation: f64,
+    /// The largest budget R, in units of 1/R of the tuned phase's configured steps; the
+    /// smallest rung gets one unit.
+    pub units: usize,
+    /// Elimination rate of successive halving and Hyperband.
+    pub eta: usize,
+    /// Configurations drawn by random search, median pruning and successive halving.
+    pub trials: usize,
+    /// The searched hyperparameters of each tuned model; models not listed are not tuned.
+    pub space: BTreeMap<String, Vec<mfpipe_fusion::search::Dim>>,
+}
+
+fn log_dim(name: &str, lower: f64, upper: f64, grid: &[f64]) -> mfpipe_fusion::search::Dim {
+    mfpipe_fusion::search::Dim {
+        name: name.into(),
+        lower,
+        upper,
+        log: true,
+        integer: false,
+        grid: grid.to_vec(),
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        let rates = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| match *n {
+                    "r3" => log_dim(n, 1e-4, 3e-2, &[1e-4, 1e-3, 1e-2]),
+                    _ => log_dim(n, 1e-5, 1e-2, &[1e-4, 1e-3, 1e-2]),
+                })
+                .collect::<Vec<_>>()
+        };
+        Self {
+            method: SearchMethod::Hyperband,
+            validation: 0.25,
+            units: 9,
+            eta: 3,
+            trials: 9,
+            space: [
+                ("dmf-trans".to_string(), rates(&["r1", "r2", "r3"])),
+                ("dmf-2".to_string(), rates(&["r2", "r3"])),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+}
+
+impl SearchConfig {
+    pub fn check(&self) -> Result<()> {
+        if !(self.validation > 0.0 && self.validation < 1.0) {
+            bail!(
+                "search.validation = {}: must be a share strictly between 0 and 1",
+                self.validation
+            );
+        }
+        if self.units == 0 || self.trials == 0 {
+            bail!("search.units and search.trials must be at least 1");
+        }
+        if self.eta < 2 {
+            bail!("search.eta = {}: must be at least 2", self.eta);
+        }
+        for (model, dims) in &self.space {
+            if dims.is_empty() {
+                bail!("search.space.{model} is empty");
+            }
+            mfpipe_fusion::search::Space { dims: dims.clone() }
+                .check()
+                .map_err(|e| anyhow::anyhow!("search.space.{model}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// One axis of a sensitivity grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridAxis {
+    pub name: String,
+    pub values: Vec<f64>,
+}
+
+/// What `run` does after generating the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Study {
+    /// Every model x n_lf x n_hf x seed of [protocol], scored on the held-out test set.
+    #[default]
+    Protocol,
+    /// DMF Fig. 4: test RMSE of one model over a grid of hyperparameters (heat maps over the
+    /// first two axes, one panel per value of the third), fixed configuration per cell.
+    Sensitivity {
+        model: String,
+        n_lf: usize,
+        n_hf: usize,
+        seeds: Vec<u64>,
+        grid: Vec<GridAxis>,
+    },
+    /// DMF Fig. 5: the search methods side by side on one fit: best validation RMSE so far
+    /// against wall time, and the test RMSE of each method's choice.
+    Searchers {
+        model: String,
+        n_lf: usize,
+        n_hf: usize,
+        seed: u64,
+        methods: Vec<SearchMethod>,
+    },
 }
 
 fn default_version() -> u32 {
@@ -133,6 +283,8 @@ impl RunConfig {
             data: Default::default(),
             protocol: Default::default(),
             models: Default::default(),
+            search: Default::default(),
+            study: Default::default(),
             smoke: Default::default(),
         }
     }
@@ -202,22 +354,51 @@ impl RunConfig {
             bail!("protocol.models is empty");
         }
         for m in &p.models {
-            if !mfpipe_fusion::registry::NAMES.contains(&m.as_str()) {
-                bail!(
-                    "protocol.models: unknown model {m:?} (known: {})",
-                    mfpipe_fusion::registry::NAMES.join(", ")
-                );
-            }
+            self.model_spec(m).context("protocol.models")?;
         }
         for m in self.models.keys() {
-            if !mfpipe_fusion::registry::NAMES.contains(&m.as_str()) {
-                bail!(
-                    "[models.{m}]: unknown model (known: {})",
-                    mfpipe_fusion::registry::NAMES.join(", ")
-                );
-            }
+            let (kind, params) = self.model_spec(m)?;
             // Build once so bad hyperparameters fail now, not after data generation.
-            mfpipe_fusion::registry::build(m, &self.model_params(m)?)?;
+            mfpipe_fusion::registry::build(&kind, &params)?;
+        }
+        self.search.check()?;
+        for m in self.search.space.keys() {
+            self.model_spec(m).context("search.space")?;
+        }
+        match &self.study {
+            Study::Protocol => {}
+            Study::Sensitivity {
+                model,
+                n_hf,
+                seeds,
+                grid,
+                ..
+            } => {
+                self.model_spec(model).context("study.model")?;
+                if !(2..=3).contains(&grid.len()) || grid.iter().any(|a| a.values.is_empty()) {
+                    bail!("study.grid needs 2 or 3 axes, each with at least one value");
+                }
+                if seeds.is_empty() || *n_hf == 0 {
+                    bail!("study.seeds must not be empty and study.n_hf must be at least 1");
+                }
+            }
+            Study::Searchers {
+                model,
+                n_hf,
+                methods,
+                ..
+            } => {
+                let (kind, _) = self.model_spec(model).context("study.model")?;
+                if methods.is_empty() || methods.contains(&SearchMethod::None) {
+                    bail!("study.methods must list search methods (grid, random, median, sha, hyperband)");
+                }
+                if !self.search.space.contains_key(model) && !self.search.space.contains_key(&kind) {
+                    bail!("study.model {model:?} has no search.space entry to search over");
+                }
+                if *n_hf < 3 {
+                    bail!("study.n_hf = {n_hf}: a search needs at least 3 HF samples (2 to fit, 1 to validate)");
+                }
+            }
         }
         let hf_n = *d.n.last().unwrap();
         let max_hf = p.n_hf.iter().max().unwrap();
@@ -243,6 +424,25 @@ impl RunConfig {
             Some(v) => Ok(serde_json::to_value(v)?),
             None => Ok(serde_json::Value::Null),
         }
+    }
+
+    /// A model label's registry name and hyperparameters. A label is a registry name, or the
+    /// key of a `[models.<label>]` table whose `model = "<registry name>"` says what it runs
+    /// (so one config can compare, say, DMF with 3 and with 7 cells).
+    pub fn model_spec(&self, label: &str) -> Result<(String, serde_json::Value)> {
+        let mut params = self.model_params(label)?;
+        let kind = match params.as_object_mut().and_then(|o| o.remove("model")) {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => bail!("[models.{label}]: model = {other}: expected a model name"),
+            None => label.to_string(),
+        };
+        if !mfpipe_fusion::registry::NAMES.contains(&kind.as_str()) {
+            bail!(
+                "unknown model {kind:?} (known: {}; or name a [models.{label}] table with model = \"...\")",
+                mfpipe_fusion::registry::NAMES.join(", ")
+            );
+        }
+        Ok((kind, params))
     }
 }
 

@@ -1,10 +1,13 @@
 //! The training protocol: for every model x n_lf x n_hf x seed, fit on nested training
 //! subsets and score on one fixed held-out high-fidelity test set.
 
+use crate::config::{SearchConfig, SearchMethod};
+use crate::tuning;
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{Dataset, LevelData, ROLE_TEST, STATUS_OK};
 use mfpipe_data::{metrics, split, NoProgress, Progress};
-use mfpipe_fusion::{registry, Budget, FitContext, LevelSet, MfTrainSet};
+use mfpipe_fusion::search::Space;
+use mfpipe_fusion::{registry, Budget, FitContext, FusionError, LevelSet, MfTrainSet};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -26,6 +29,24 @@ pub struct Record {
     pub fit_seconds: f64,
     pub predict_seconds: f64,
     pub hyperparameters: serde_json::Value,
+    /// Set when training went non-finite: the fit is scored as the worst (metrics null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Record {
+    pub fn diverged(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+/// A model of the plan: `label` names it in results (a config may run one registry model
+/// under several settings, e.g. DMF with 3..7 cells), `kind` is its registry name.
+#[derive(Debug, Clone)]
+pub struct PlanModel {
+    pub label: String,
+    pub kind: String,
+    pub params: serde_json::Value,
 }
 
 pub struct Plan {
@@ -35,8 +56,103 @@ pub struct Plan {
     pub n_hf: Vec<usize>,
     pub seeds: Vec<u64>,
     pub n_test: usize,
-    pub models: Vec<(String, serde_json::Value)>,
+    pub models: Vec<PlanModel>,
     pub budget: Budget,
+    pub search: SearchConfig,
+}
+
+impl Plan {
+    /// The search space of a model, if it is tuned.
+    pub fn space(&self, m: &PlanModel) -> Option<Space> {
+        if self.search.method == SearchMethod::None {
+            return None;
+        }
+        let dims = self
+            .search
+            .space
+            .get(&m.label)
+            .or_else(|| self.search.space.get(&m.kind))?;
+        Some(Space { dims: dims.clone() })
+    }
+}
+
+/// The outcome of one fit: scored on the test set, or diverged.
+pub struct Fit {
+    pub pred: Option<Array2<f64>>,
+    pub fit_seconds: f64,
+    pub predict_seconds: f64,
+    pub hyperparameters: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// Fit one model (after a search on the training data, if `space` is given) and predict
+/// `x_test`. A fit whose training goes non-finite is returned as diverged, not as an error.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_one(
+    kind: &str,
+    params: &serde_json::Value,
+    space: Option<&Space>,
+    search: &SearchConfig,
+    train: &MfTrainSet,
+    seed: u64,
+    budget: Budget,
+    x_test: ndarray::ArrayView2<f64>,
+) -> Result<Fit> {
+    let t0 = Instant::now();
+    let (params, summary) = match space {
+        Some(space) => {
+            let t = tuning::tune(
+                kind,
+                params,
+                space,
+                search,
+                search.method,
+                train,
+                seed,
+                budget,
+            )?;
+            (t.params, Some(t.summary))
+        }
+        None => (params.clone(), None),
+    };
+    let mut model = registry::build(kind, &params)?;
+    let mut ctx = FitContext {
+        seed,
+        budget,
+        progress: &NoProgress,
+        memo: None,
+    };
+    let fitted = model.fit(train, &mut ctx);
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let (mut hyperparameters, error) = match fitted {
+        Ok(report) => (report.hyperparameters, None),
+        Err(e @ FusionError::Diverged { .. }) => (params.clone(), Some(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(s) = summary {
+        if !hyperparameters.is_object() {
+            hyperparameters = serde_json::json!({});
+        }
+        hyperparameters["search"] = s;
+    }
+    if error.is_some() {
+        return Ok(Fit {
+            pred: None,
+            fit_seconds,
+            predict_seconds: 0.0,
+            hyperparameters,
+            error,
+        });
+    }
+    let t1 = Instant::now();
+    let pred = model.predict(x_test)?;
+    Ok(Fit {
+        pred: Some(pred),
+        fit_seconds,
+        predict_seconds: t1.elapsed().as_secs_f64(),
+        hyperparameters,
+        error: None,
+    })
 }
 
 /// Everything the report needs besides the records.
@@ -117,23 +233,21 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     let y_test = rows(&hf.outputs, &test);
 
     struct Job<'a> {
-        model: &'a str,
-        params: &'a serde_json::Value,
+        model: &'a PlanModel,
         n_lf: usize,
         n_hf: usize,
         seed: u64,
     }
     let mut jobs = Vec::new();
-    for (model, params) in &plan.models {
+    for model in &plan.models {
         // Single-fidelity models are fitted once per (n_hf, seed), recorded with n_lf = 0.
-        let multi = !single && registry::build(model, params)?.uses_low_fidelity();
+        let multi = !single && registry::build(&model.kind, &model.params)?.uses_low_fidelity();
         let n_lfs = if multi { plan.n_lf.clone() } else { vec![0] };
         for &n_lf in &n_lfs {
             for &n_hf in &plan.n_hf {
                 for &seed in &plan.seeds {
                     jobs.push(Job {
                         model,
-                        params,
                         n_lf,
                         n_hf,
                         seed,
@@ -143,7 +257,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         }
     }
     progress.start("training", jobs.len() as u64);
-    let results: Vec<Result<(Record, Array2<f64>)>> = jobs
+    let results: Vec<Result<(Record, Option<Array2<f64>>)>> = jobs
         .par_iter()
         .map(|j| {
             let hf_idx = split::choose(&hf_pool, j.n_hf, stream(j.seed, 1))?;
@@ -160,38 +274,48 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
                 outputs: rows(&hf.outputs, &hf_idx),
             });
             let train = MfTrainSet { levels };
-            let mut model = registry::build(j.model, j.params)?;
-            let mut ctx = FitContext {
-                seed: j.seed,
-                budget: plan.budget,
-                progress: &NoProgress,
-            };
-            let t0 = Instant::now();
-            let report = model.fit(&train, &mut ctx).with_context(|| {
+            let space = plan.space(j.model);
+            let fit = fit_one(
+                &j.model.kind,
+                &j.model.params,
+                space.as_ref(),
+                &plan.search,
+                &train,
+                j.seed,
+                plan.budget,
+                x_test.view(),
+            )
+            .with_context(|| {
                 format!(
                     "{} with n_lf={} n_hf={} seed={}",
-                    j.model, j.n_lf, j.n_hf, j.seed
+                    j.model.label, j.n_lf, j.n_hf, j.seed
                 )
             })?;
-            let fit_seconds = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            let pred = model.predict(x_test.view())?;
-            let predict_seconds = t1.elapsed().as_secs_f64();
             progress.advance(1);
+            let score = |f: fn(ndarray::ArrayView2<f64>, ndarray::ArrayView2<f64>) -> f64| {
+                fit.pred
+                    .as_ref()
+                    .map_or(f64::INFINITY, |p| f(p.view(), y_test.view()))
+            };
             let record = Record {
                 problem: ds.meta.problem.clone(),
-                model: j.model.to_string(),
+                model: j.model.label.clone(),
                 n_lf: j.n_lf,
                 n_hf: j.n_hf,
                 seed: j.seed,
-                rmse: metrics::rmse(pred.view(), y_test.view()),
-                nrmse: metrics::nrmse(pred.view(), y_test.view()),
-                r2: metrics::r2(pred.view(), y_test.view()),
-                mae: metrics::mae(pred.view(), y_test.view()),
-                fit_seconds,
-                predict_seconds,
-                hyperparameters: report.hyperparameters,
+                rmse: score(metrics::rmse),
+                nrmse: score(metrics::nrmse),
+                r2: fit
+                    .pred
+                    .as_ref()
+                    .map_or(f64::NEG_INFINITY, |p| metrics::r2(p.view(), y_test.view())),
+                mae: score(metrics::mae),
+                fit_seconds: fit.fit_seconds,
+                predict_seconds: fit.predict_seconds,
+                hyperparameters: fit.hyperparameters,
+                error: fit.error,
             };
+            let pred = fit.pred;
             Ok((record, pred))
         })
         .collect();
@@ -202,16 +326,16 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     let mut scatter = BTreeMap::new();
     for (j, r) in jobs.iter().zip(results) {
         let (rec, pred) = r?;
-        if j.n_lf == max_lf || j.n_lf == 0 {
+        if let (Some(pred), true) = (pred, j.n_lf == max_lf || j.n_lf == 0) {
             let field = metrics::mae_field(pred.view(), y_test.view());
             let e = mae_sum
-                .entry((j.model.to_string(), j.n_hf))
+                .entry((j.model.label.clone(), j.n_hf))
                 .or_insert((Array1::zeros(field.len()), 0));
             e.0 += &field;
             e.1 += 1;
             if j.n_hf == max_hf && j.seed == plan.seeds[0] {
                 scatter.insert(
-                    j.model.to_string(),
+                    j.model.label.clone(),
                     (
                         y_test.iter().copied().collect(),
                         pred.iter().copied().collect(),

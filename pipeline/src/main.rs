@@ -6,6 +6,7 @@ mod generate;
 mod plots;
 mod progress;
 mod report;
+mod tuning;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -146,6 +147,10 @@ struct TrainArgs {
     /// Cap every training phase at this many epochs.
     #[arg(long = "max-epochs")]
     max_epochs: Option<usize>,
+    /// Hyperparameter search for the tuned models: none, grid, random, median, sha or
+    /// hyperband (default: the config's, hyperband).
+    #[arg(long)]
+    search: Option<String>,
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -482,7 +487,15 @@ fn train(a: TrainArgs) -> Result<()> {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-train", ds.meta.problem)));
-    let budget = a.max_epochs.map(Budget::Epochs).unwrap_or_default();
+    if let Some(s) = &a.search {
+        cfg.search.method = serde_json::from_value(serde_json::Value::String(s.clone()))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--search {s:?}: expected none, grid, random, median, sha or hyperband"
+                )
+            })?;
+    }
+    let budget = a.max_epochs.map(Budget::capped).unwrap_or_default();
     train_and_report(&cfg, &ds, &a.dataset, lf_level, hf_level, budget, &out)
 }
 
@@ -499,21 +512,20 @@ fn train_and_report(
     if p.models.is_empty() || p.n_hf.is_empty() || p.n_lf.is_empty() || p.seeds.is_empty() {
         bail!("nothing to train: models, n_hf, n_lf and seeds must all be non-empty");
     }
-    for m in &p.models {
-        if !mfpipe_fusion::registry::NAMES.contains(&m.as_str()) {
-            bail!(
-                "unknown model {m:?} (known: {})",
-                mfpipe_fusion::registry::NAMES.join(", ")
-            );
-        }
-    }
     if p.n_hf.contains(&0) {
         bail!("--n-hf {:?}: need at least one HF training sample", p.n_hf);
     }
     let models = p
         .models
         .iter()
-        .map(|m| Ok((m.clone(), cfg.model_params(m)?)))
+        .map(|m| {
+            let (kind, params) = cfg.model_spec(m)?;
+            Ok(experiment::PlanModel {
+                label: m.clone(),
+                kind,
+                params,
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let plan = experiment::Plan {
         lf_level,
@@ -524,6 +536,7 @@ fn train_and_report(
         n_test: p.n_test,
         models,
         budget,
+        search: cfg.search.clone(),
     };
     let bar = progress::Bar::new();
     let t0 = Instant::now();
@@ -554,9 +567,9 @@ fn run(a: RunArgs) -> Result<()> {
     let budget = if a.smoke {
         cfg.smoke();
         cfg.check().context("config after --smoke")?;
-        Budget::Epochs(cfg.smoke.max_epochs)
+        Budget::capped(cfg.smoke.max_epochs)
     } else {
-        Budget::Configured
+        Budget::default()
     };
     let out = a.out.unwrap_or_else(|| {
         PathBuf::from("out").join(if a.smoke {

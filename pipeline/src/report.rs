@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Mean, minimum and maximum.
+/// Mean, minimum and maximum of the finite values (diverged fits are counted separately).
 fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     let mean = v.iter().sum::<f64>() / v.len() as f64;
     (
         mean,
@@ -19,6 +20,7 @@ fn spread(v: &[f64]) -> (f64, f64, f64) {
 }
 
 fn std(v: &[f64]) -> f64 {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     let m = v.iter().sum::<f64>() / v.len() as f64;
     (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
 }
@@ -33,7 +35,7 @@ fn groups<'a>(records: &'a [Record], plan: &Plan) -> Vec<Group<'a>> {
         let mi = plan
             .models
             .iter()
-            .position(|(m, _)| *m == r.model)
+            .position(|m| m.label == r.model)
             .unwrap_or(usize::MAX);
         g.entry((mi, r.n_lf, r.n_hf)).or_default().push(r);
     }
@@ -81,6 +83,9 @@ pub fn write(
         };
         let rmse: Vec<f64> = recs.iter().map(|r| r.rmse).collect();
         let (m, lo, hi) = spread(&rmse);
+        if !m.is_finite() {
+            continue; // every seed diverged: nothing to plot
+        }
         let cost = *n_lf as f64 * c_lf + *n_hf as f64 * c_hf;
         for (list, x) in [(&mut series, *n_hf as f64), (&mut cost_series, cost)] {
             match list.iter_mut().find(|s| s.label == label) {
@@ -118,7 +123,7 @@ pub fn write(
     let axes = &ds.meta.axes;
     let has_fields = axes.len() == 2;
     if has_fields {
-        let models: Vec<String> = plan.models.iter().map(|(m, _)| m.clone()).collect();
+        let models: Vec<String> = plan.models.iter().map(|m| m.label.clone()).collect();
         let rows: Vec<String> = plan.n_hf.iter().map(|n| format!("N_H={n}")).collect();
         let mut fields = BTreeMap::new();
         for (c, m) in models.iter().enumerate() {
@@ -143,7 +148,8 @@ pub fn write(
     let panels: Vec<(String, f64, Vec<f64>, Vec<f64>)> = plan
         .models
         .iter()
-        .filter_map(|(m, _)| {
+        .filter_map(|m| {
+            let m = &m.label;
             let (t, p) = out.scatter.get(m)?;
             let r2 = out
                 .records
@@ -200,21 +206,24 @@ pub fn write(
         plan.lf_level, plan.hf_level, plan.n_lf, plan.n_hf, plan.seeds, out.n_test, out.n_pool_hf, out.n_pool_lf, ds.meta.output_len()
     );
     let _ = writeln!(md, "Wall time of training and evaluation: {wall_s:.1} s.\n");
-    let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | fit s |\n|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | fit s | diverged |\n|---|---|---|---|---|---|---|---|---|");
     for ((model, n_lf, n_hf), recs) in &grouped {
         let col = |f: fn(&Record) -> f64| recs.iter().map(|r| f(r)).collect::<Vec<f64>>();
         let rmse = col(|r| r.rmse);
         let (m, _, _) = spread(&rmse);
         let _ = writeln!(
             md,
-            "| {model} | {n_lf} | {n_hf} | {m:.4e} ± {:.1e} | {:.4} | {:.5} | {:.4e} | {:.2} |",
+            "| {model} | {n_lf} | {n_hf} | {m:.4e} ± {:.1e} | {:.4} | {:.5} | {:.4e} | {:.2} | {} of {} |",
             std(&rmse),
             spread(&col(|r| r.nrmse)).0,
             spread(&col(|r| r.r2)).0,
             spread(&col(|r| r.mae)).0,
-            spread(&col(|r| r.fit_seconds)).0
+            spread(&col(|r| r.fit_seconds)).0,
+            recs.iter().filter(|r| r.diverged()).count(),
+            recs.len()
         );
     }
+    let _ = writeln!(md, "\nA fit whose training goes non-finite is stopped and scored as the worst: its metrics are null in results.json, it is left out of the means above and counted under \"diverged\".\n");
     let _ = writeln!(md, "\n![RMSE vs N_H](rmse_vs_nhf.png)\n");
     if has_fields {
         let _ = writeln!(md, "## Mean absolute error fields\n\nPoint-wise MAE over the test set, averaged over seeds (rows: N_H; columns: models; axes {} vertical, {} horizontal).\n\n![MAE fields](mae_fields.png)\n", axes[0].name, axes[1].name);
@@ -225,9 +234,50 @@ pub fn write(
     );
     let _ = writeln!(md, "## Cost vs accuracy\n\nCPU cost of the training data from the measured per-sample solve times (LF {c_lf:.3e} s, HF {c_hf:.3e} s per sample).\n\n![cost vs accuracy](cost_vs_rmse.png)\n");
     let _ = writeln!(md, "## Hyperparameters\n");
-    for (m, _) in &plan.models {
+    for m in plan.models.iter().map(|m| &m.label) {
         if let Some(r) = out.records.iter().find(|r| &r.model == m) {
-            let _ = writeln!(md, "- `{m}`: `{}`", r.hyperparameters);
+            let mut hp = r.hyperparameters.clone();
+            if let Some(o) = hp.as_object_mut() {
+                o.remove("search");
+            }
+            let _ = writeln!(md, "- `{m}` (first fit): `{hp}`");
+        }
+    }
+    let searched: Vec<&Record> = out
+        .records
+        .iter()
+        .filter(|r| r.hyperparameters.get("search").and_then(|s| s.get("chosen")).is_some())
+        .collect();
+    if !searched.is_empty() {
+        let s = &plan.search;
+        let _ = writeln!(
+            md,
+            "\n### Searched configurations\n\nMethod `{}` (R = {} units of 1/{} of the tuned phase's steps, eta = {}); each fit holds out {:.0} % of its own HF training samples for validation, chooses on them, then refits on all its training samples. The test set is not used.\n\n| model | N_L | N_H | seed | chosen | validation RMSE | evaluations | search s | test RMSE |\n|---|---|---|---|---|---|---|---|---|",
+            s.method.name(), s.units, s.units, s.eta, 100.0 * s.validation
+        );
+        for r in searched {
+            let x = &r.hyperparameters["search"];
+            let chosen = x["chosen"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| format!("{k}={:.3e}", v.as_f64().unwrap_or(f64::NAN)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {chosen} | {:.4e} | {} | {:.1} | {:.4e} |",
+                r.model,
+                r.n_lf,
+                r.n_hf,
+                r.seed,
+                x["validation_rmse"].as_f64().unwrap_or(f64::NAN),
+                x["evaluations"],
+                x["seconds"].as_f64().unwrap_or(f64::NAN),
+                r.rmse
+            );
         }
     }
     std::fs::write(dir.join("report.md"), md)

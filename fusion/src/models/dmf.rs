@@ -8,7 +8,13 @@
 //!   every k-th step) and r3 (NN_l). NN_l starts as the identity on f_L(x) and zero on x, so
 //!   training starts from DMF_L's prediction.
 //! - `dmf-2`: DMF_L frozen; its prediction and x feed a second searched network trained on the
-//!   high-fidelity data (same search settings as DMF_L, `fine_tune_steps` steps).
+//!   high-fidelity data for `fine_tune_steps` steps. Being new parameters, its weights learn
+//!   at r3 and its alpha at r2 (k and the weight decays as for DMF_L).
+//!
+//! So across the variants r1 is the learning rate of pre-trained weights, r2 of the
+//! architecture weights in the high-fidelity phase and r3 of new parameters; these are what
+//! a hyperparameter search tunes, with the high-fidelity phase's steps as its budget. A
+//! search reuses DMF_L across its configurations through [`crate::Memo`].
 //!
 //! Inputs are standardised and outputs reduced by PCA exactly as for the other neural models
 //! ([`crate::prep`]); the multi-fidelity variants fit both maps on the union of the LF and HF
@@ -18,13 +24,14 @@ use super::{vstack, NetParams};
 use crate::dmf::{self, DmfNet, Schedule, SearchPhase};
 use crate::mlp::{cpu_device, from_tensor, to_tensor, train_device};
 use crate::prep::{InputMap, OutputMap};
-use crate::{Budget, FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
+use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
+use std::hash::{Hash, Hasher};
 
 /// Which DMF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +72,8 @@ pub struct DmfParams {
     pub lambda2: f64,
     /// High-fidelity phase of dmf-copy, dmf-trans and dmf-2.
     pub fine_tune_steps: usize,
-    /// Learning rates of w_L, alpha_L and the new layer NN_l.
+    /// Learning rates of the high-fidelity phase: pre-trained weights w_L (r1), architecture
+    /// weights (r2), new parameters: NN_l, or dmf-2's second network (r3).
     pub r1: f64,
     pub r2: f64,
     pub r3: f64,
@@ -276,6 +284,13 @@ impl FusionModel for Dmf {
         self.variant != Variant::Hf
     }
 
+    fn tuned_epochs(&self) -> usize {
+        match self.variant {
+            Variant::Hf => self.params.steps,
+            _ => self.params.fine_tune_steps,
+        }
+    }
+
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
         let name = self.name();
         let p = &self.params;
@@ -297,9 +312,12 @@ impl FusionModel for Dmf {
                 what: "at least 2 high-fidelity samples".into(),
             });
         }
-        let (steps, ft_steps) = match ctx.budget {
-            Budget::Configured => (p.steps, p.fine_tune_steps),
-            Budget::Epochs(e) => (e, e),
+        let (steps, ft_steps) = if self.variant == Variant::Hf {
+            let [s] = ctx.budget.phases([p.steps]);
+            (s, 0)
+        } else {
+            let [s, f] = ctx.budget.phases([p.steps, p.fine_tune_steps]);
+            (s, f)
         };
         let (all_x, all_y) = match lf {
             Some(lf) => (
@@ -342,8 +360,32 @@ impl FusionModel for Dmf {
                     (Fitted::Single(net), loss)
                 }
                 (variant, Some(lf)) => {
-                    let (xl, yl) = tens(lf.inputs.view(), lf.outputs.view());
-                    let (low, _) = dmf::train(name, fresh(d_in, 0), &xl, &yl, p.search(steps))?;
+                    let (zl, yl) = (
+                        input_map.transform(lf.inputs.view()),
+                        output_map.encode(lf.outputs.view()),
+                    );
+                    // DMF_L depends only on the LF data (in these coordinates), the search
+                    // settings and the seed: within a hyperparameter search it is trained once.
+                    let key = {
+                        let mut h = std::collections::hash_map::DefaultHasher::new();
+                        for v in zl.iter().chain(yl.iter()) {
+                            v.to_bits().hash(&mut h);
+                        }
+                        (zl.dim(), yl.dim(), ctx.seed, steps).hash(&mut h);
+                        serde_json::to_string(&p.search(steps))
+                            .expect("serialisable")
+                            .hash(&mut h);
+                        (p.cells, p.width).hash(&mut h);
+                        h.finish()
+                    };
+                    let pretrain = || -> Result<DmfNet> {
+                        let (xl, yl) = (to_tensor(zl.view(), &dev), to_tensor(yl.view(), &dev));
+                        Ok(dmf::train(name, fresh(d_in, 0), &xl, &yl, p.search(steps))?.0)
+                    };
+                    let low = match ctx.memo {
+                        Some(m) => m.get_or_make(key, pretrain)?,
+                        None => pretrain()?,
+                    };
                     arch = serde_json::json!(low.architecture());
                     match variant {
                         Variant::Copy => {
@@ -370,12 +412,18 @@ impl FusionModel for Dmf {
                         Variant::Two => {
                             // DMF_L is frozen: its prediction is a fixed input of the second network.
                             let fl = low.forward(xh.clone()).detach();
+                            // The second network is new: it learns at r3 (w) and r2 (alpha).
+                            let phase = SearchPhase {
+                                lr_w: p.r3,
+                                lr_alpha: p.r2,
+                                ..p.search(ft_steps)
+                            };
                             let (second, loss) = dmf::train(
                                 name,
                                 fresh(d_in + d_out, 1),
                                 &cat(xh.clone(), fl),
                                 &yh,
-                                p.search(ft_steps),
+                                phase,
                             )?;
                             (Fitted::Two { low, second }, loss)
                         }
@@ -397,11 +445,7 @@ impl FusionModel for Dmf {
             output_map,
             net,
         });
-        let epochs = if self.variant == Variant::Hf {
-            steps
-        } else {
-            steps + ft_steps
-        };
+        let epochs = steps + ft_steps;
         Ok(FitReport {
             epochs,
             final_loss: loss,

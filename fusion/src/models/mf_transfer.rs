@@ -8,7 +8,7 @@
 use super::{check_phase, vstack, Fitted, NetParams};
 use crate::mlp::{self, Phase};
 use crate::prep::{InputMap, OutputMap};
-use crate::{Budget, FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
+use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +78,10 @@ impl FusionModel for MfTransfer {
         "mf-transfer"
     }
 
+    fn tuned_epochs(&self) -> usize {
+        self.params.epochs
+    }
+
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
         if train.levels.len() < 2 {
             return Err(FusionError::NotEnoughData {
@@ -93,10 +97,7 @@ impl FusionModel for MfTransfer {
             });
         }
         let p = &self.params;
-        let (pre_epochs, epochs) = match ctx.budget {
-            Budget::Configured => (p.pretrain_epochs, p.epochs),
-            Budget::Epochs(e) => (e, e),
-        };
+        let [pre_epochs, epochs] = ctx.budget.phases([p.pretrain_epochs, p.epochs]);
         let all_x = vstack(lf.inputs.view(), hf.inputs.view());
         let all_y = vstack(lf.outputs.view(), hf.outputs.view());
         let input_map = InputMap::fit(all_x.view())?;

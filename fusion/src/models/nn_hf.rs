@@ -4,7 +4,7 @@
 use super::{check_phase, Fitted, NetParams};
 use crate::mlp::{self, Phase};
 use crate::prep::{InputMap, OutputMap};
-use crate::{Budget, FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
+use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,10 @@ impl FusionModel for NnHf {
         false
     }
 
+    fn tuned_epochs(&self) -> usize {
+        self.params.epochs
+    }
+
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
         let hf = train.highest();
         if hf.inputs.nrows() < 2 {
@@ -69,10 +73,7 @@ impl FusionModel for NnHf {
             });
         }
         let p = &self.params;
-        let epochs = match ctx.budget {
-            Budget::Configured => p.epochs,
-            Budget::Epochs(e) => e,
-        };
+        let [epochs] = ctx.budget.phases([p.epochs]);
         let input_map = InputMap::fit(hf.inputs.view())?;
         let output_map = OutputMap::fit(
             hf.outputs.view(),
