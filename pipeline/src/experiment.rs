@@ -1,7 +1,7 @@
 //! The training protocol: for every model x n_lf x n_hf x seed, fit on nested training
 //! subsets and score on one fixed held-out high-fidelity test set.
 
-use crate::config::{SearchConfig, SearchMethod};
+use crate::config::{SearchConfig, SearchMethod, SearchScope};
 use crate::tuning;
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{Dataset, LevelData, ROLE_TEST, STATUS_OK};
@@ -35,6 +35,35 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record of one fit scored on the test targets `y_test`; a diverged fit gets the
+    /// worst possible scores (written as null).
+    pub fn new(
+        problem: &str,
+        model: &str,
+        (n_lf, n_hf, seed): (usize, usize, u64),
+        fit: &Fit,
+        y_test: ndarray::ArrayView2<f64>,
+    ) -> Self {
+        let score = |f: fn(ndarray::ArrayView2<f64>, ndarray::ArrayView2<f64>) -> f64, worst| {
+            fit.pred.as_ref().map_or(worst, |p| f(p.view(), y_test))
+        };
+        Self {
+            problem: problem.into(),
+            model: model.into(),
+            n_lf,
+            n_hf,
+            seed,
+            rmse: score(metrics::rmse, f64::INFINITY),
+            nrmse: score(metrics::nrmse, f64::INFINITY),
+            r2: score(metrics::r2, f64::NEG_INFINITY),
+            mae: score(metrics::mae, f64::INFINITY),
+            fit_seconds: fit.fit_seconds,
+            predict_seconds: fit.predict_seconds,
+            hyperparameters: fit.hyperparameters.clone(),
+            error: fit.error.clone(),
+        }
+    }
+
     pub fn diverged(&self) -> bool {
         self.error.is_some()
     }
@@ -203,34 +232,95 @@ fn stream(seed: u64, which: u64) -> u64 {
     seed.wrapping_mul(0x2545_F491_4F6C_DD1D).wrapping_add(which)
 }
 
-pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome> {
-    let hf = ds
-        .level(plan.hf_level)
-        .with_context(|| format!("dataset has no fidelity {}", plan.hf_level))?;
-    let lf = ds
-        .level(plan.lf_level)
-        .with_context(|| format!("dataset has no fidelity {}", plan.lf_level))?;
-    let (hf_pool, test) = hf_split(hf, plan.n_test, ds.meta.seed)?;
-    let lf_pool: Vec<usize> = (0..lf.len())
-        .filter(|&i| {
-            lf.status[i] == STATUS_OK && lf.role.as_ref().is_none_or(|r| r[i] != ROLE_TEST)
+/// The data side of an experiment: the usable LF and HF training pools and the fixed test set.
+pub struct Data<'a> {
+    lf: &'a LevelData,
+    hf: &'a LevelData,
+    lf_pool: Vec<usize>,
+    hf_pool: Vec<usize>,
+    pub test: Vec<usize>,
+    pub x_test: Array2<f64>,
+    pub y_test: Array2<f64>,
+    /// LF and HF are the same level (single-fidelity data).
+    pub single: bool,
+}
+
+impl<'a> Data<'a> {
+    pub fn new(
+        ds: &'a Dataset,
+        lf_level: usize,
+        hf_level: usize,
+        n_test: usize,
+        max_lf: usize,
+        max_hf: usize,
+    ) -> Result<Self> {
+        let hf = ds
+            .level(hf_level)
+            .with_context(|| format!("dataset has no fidelity {hf_level}"))?;
+        let lf = ds
+            .level(lf_level)
+            .with_context(|| format!("dataset has no fidelity {lf_level}"))?;
+        let (hf_pool, test) = hf_split(hf, n_test, ds.meta.seed)?;
+        let lf_pool: Vec<usize> = (0..lf.len())
+            .filter(|&i| {
+                lf.status[i] == STATUS_OK && lf.role.as_ref().is_none_or(|r| r[i] != ROLE_TEST)
+            })
+            .collect();
+        if max_hf > hf_pool.len() {
+            bail!("{max_hf} HF training samples requested but fidelity {hf_level} has only {} usable training samples", hf_pool.len());
+        }
+        let single = lf_level == hf_level;
+        if !single && max_lf > lf_pool.len() {
+            bail!(
+                "{max_lf} LF samples requested but fidelity {lf_level} has only {} usable samples",
+                lf_pool.len()
+            );
+        }
+        Ok(Self {
+            lf,
+            hf,
+            x_test: rows(&hf.inputs, &test),
+            y_test: rows(&hf.outputs, &test),
+            lf_pool,
+            hf_pool,
+            test,
+            single,
         })
-        .collect();
+    }
+
+    /// The training set of one seed: n_lf LF samples (none if 0) and n_hf HF samples, drawn
+    /// from the pools by independent streams, so subsets are nested in N_H for a seed.
+    pub fn train_set(&self, n_lf: usize, n_hf: usize, seed: u64) -> Result<MfTrainSet> {
+        let hf_idx = split::choose(&self.hf_pool, n_hf, stream(seed, 1))?;
+        let mut levels = Vec::new();
+        if n_lf > 0 {
+            let lf_idx = split::choose(&self.lf_pool, n_lf, stream(seed, 2))?;
+            levels.push(LevelSet {
+                inputs: rows(&self.lf.inputs, &lf_idx),
+                outputs: rows(&self.lf.outputs, &lf_idx),
+            });
+        }
+        levels.push(LevelSet {
+            inputs: rows(&self.hf.inputs, &hf_idx),
+            outputs: rows(&self.hf.outputs, &hf_idx),
+        });
+        Ok(MfTrainSet { levels })
+    }
+}
+
+pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome> {
     let max_hf = *plan.n_hf.iter().max().unwrap();
-    if max_hf > hf_pool.len() {
-        bail!("{max_hf} HF training samples requested but fidelity {} has only {} usable training samples", plan.hf_level, hf_pool.len());
-    }
-    let single = plan.lf_level == plan.hf_level;
     let max_lf = *plan.n_lf.iter().max().unwrap();
-    if !single && max_lf > lf_pool.len() {
-        bail!(
-            "{max_lf} LF samples requested but fidelity {} has only {} usable samples",
-            plan.lf_level,
-            lf_pool.len()
-        );
-    }
-    let x_test = rows(&hf.inputs, &test);
-    let y_test = rows(&hf.outputs, &test);
+    let data = Data::new(
+        ds,
+        plan.lf_level,
+        plan.hf_level,
+        plan.n_test,
+        max_lf,
+        max_hf,
+    )?;
+    let single = data.single;
+    let (x_test, y_test) = (&data.x_test, &data.y_test);
 
     struct Job<'a> {
         model: &'a PlanModel,
@@ -256,28 +346,62 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
             }
         }
     }
-    progress.start("training", jobs.len() as u64);
+    // With scope = "cell", each (model, N_L, N_H) is searched once, on the first seed's
+    // training set, and every seed's fit uses that choice.
+    let mut cells: Vec<(&PlanModel, usize, usize)> = Vec::new();
+    if plan.search.scope == SearchScope::Cell {
+        for j in &jobs {
+            if plan.space(j.model).is_some()
+                && !cells
+                    .iter()
+                    .any(|c| c.0.label == j.model.label && c.1 == j.n_lf && c.2 == j.n_hf)
+            {
+                cells.push((j.model, j.n_lf, j.n_hf));
+            }
+        }
+    }
+    progress.start("searching and training", (cells.len() + jobs.len()) as u64);
+    let first_seed = plan.seeds[0];
+    let chosen: Vec<Result<tuning::Tuned>> = cells
+        .par_iter()
+        .map(|&(m, n_lf, n_hf)| {
+            let train = data.train_set(n_lf, n_hf, first_seed)?;
+            let space = plan.space(m).expect("cells have a space");
+            let t = tuning::tune(
+                &m.kind,
+                &m.params,
+                &space,
+                &plan.search,
+                plan.search.method,
+                &train,
+                first_seed,
+                plan.budget,
+            )
+            .with_context(|| format!("searching {} with n_lf={n_lf} n_hf={n_hf}", m.label))?;
+            progress.advance(1);
+            Ok(t)
+        })
+        .collect();
+    let mut by_cell = BTreeMap::new();
+    for (c, t) in cells.iter().zip(chosen) {
+        let mut t = t?;
+        t.summary["scope"] = "cell".into();
+        t.summary["searched_on_seed"] = first_seed.into();
+        by_cell.insert((c.0.label.clone(), c.1, c.2), (t.params, t.summary));
+    }
     let results: Vec<Result<(Record, Option<Array2<f64>>)>> = jobs
         .par_iter()
         .map(|j| {
-            let hf_idx = split::choose(&hf_pool, j.n_hf, stream(j.seed, 1))?;
-            let mut levels = Vec::new();
-            if j.n_lf > 0 {
-                let lf_idx = split::choose(&lf_pool, j.n_lf, stream(j.seed, 2))?;
-                levels.push(LevelSet {
-                    inputs: rows(&lf.inputs, &lf_idx),
-                    outputs: rows(&lf.outputs, &lf_idx),
-                });
-            }
-            levels.push(LevelSet {
-                inputs: rows(&hf.inputs, &hf_idx),
-                outputs: rows(&hf.outputs, &hf_idx),
-            });
-            let train = MfTrainSet { levels };
+            let train = data.train_set(j.n_lf, j.n_hf, j.seed)?;
             let space = plan.space(j.model);
-            let fit = fit_one(
+            let cell = by_cell.get(&(j.model.label.clone(), j.n_lf, j.n_hf));
+            let (params, space) = match cell {
+                Some((params, _)) => (params, None),
+                None => (&j.model.params, space),
+            };
+            let mut fit = fit_one(
                 &j.model.kind,
-                &j.model.params,
+                params,
                 space.as_ref(),
                 &plan.search,
                 &train,
@@ -291,30 +415,20 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
                     j.model.label, j.n_lf, j.n_hf, j.seed
                 )
             })?;
+            if let Some((_, summary)) = cell {
+                if !fit.hyperparameters.is_object() {
+                    fit.hyperparameters = serde_json::json!({});
+                }
+                fit.hyperparameters["search"] = summary.clone();
+            }
             progress.advance(1);
-            let score = |f: fn(ndarray::ArrayView2<f64>, ndarray::ArrayView2<f64>) -> f64| {
-                fit.pred
-                    .as_ref()
-                    .map_or(f64::INFINITY, |p| f(p.view(), y_test.view()))
-            };
-            let record = Record {
-                problem: ds.meta.problem.clone(),
-                model: j.model.label.clone(),
-                n_lf: j.n_lf,
-                n_hf: j.n_hf,
-                seed: j.seed,
-                rmse: score(metrics::rmse),
-                nrmse: score(metrics::nrmse),
-                r2: fit
-                    .pred
-                    .as_ref()
-                    .map_or(f64::NEG_INFINITY, |p| metrics::r2(p.view(), y_test.view())),
-                mae: score(metrics::mae),
-                fit_seconds: fit.fit_seconds,
-                predict_seconds: fit.predict_seconds,
-                hyperparameters: fit.hyperparameters,
-                error: fit.error,
-            };
+            let record = Record::new(
+                &ds.meta.problem,
+                &j.model.label,
+                (j.n_lf, j.n_hf, j.seed),
+                &fit,
+                y_test.view(),
+            );
             let pred = fit.pred;
             Ok((record, pred))
         })
@@ -353,8 +467,8 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         records,
         mae_fields,
         scatter,
-        n_test: test.len(),
-        n_pool_hf: hf_pool.len(),
-        n_pool_lf: if single { 0 } else { lf_pool.len() },
+        n_test: data.test.len(),
+        n_pool_hf: data.hf_pool.len(),
+        n_pool_lf: if single { 0 } else { data.lf_pool.len() },
     })
 }

@@ -6,11 +6,12 @@ mod generate;
 mod plots;
 mod progress;
 mod report;
+mod studies;
 mod tuning;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use config::RunConfig;
+use config::{RunConfig, Study};
 use mfpipe_data::design::DesignKind;
 use mfpipe_data::{h5, Progress};
 use mfpipe_fusion::Budget;
@@ -616,7 +617,53 @@ fn run(a: RunArgs) -> Result<()> {
     };
     let lf_level = *cfg.data.levels.first().unwrap();
     let hf_level = *cfg.data.levels.last().unwrap();
-    train_and_report(&cfg, &ds, &dataset, lf_level, hf_level, budget, &out)?;
+    let levels = studies::Levels {
+        lf: lf_level,
+        hf: hf_level,
+    };
+    let bar = progress::Bar::new();
+    let files = match &cfg.study {
+        Study::Protocol => {
+            train_and_report(&cfg, &ds, &dataset, lf_level, hf_level, budget, &out)?;
+            None
+        }
+        Study::Sensitivity {
+            model,
+            n_lf,
+            n_hf,
+            seeds,
+            grid,
+        } => Some(studies::sensitivity(
+            &ds,
+            &cfg,
+            &levels,
+            (model, *n_lf, *n_hf, seeds, grid),
+            budget,
+            &out,
+            &bar,
+        )?),
+        Study::Searchers {
+            model,
+            n_lf,
+            n_hf,
+            seed,
+            methods,
+        } => Some(studies::searchers(
+            &ds,
+            &cfg,
+            &levels,
+            (model, *n_lf, *n_hf, *seed, methods),
+            budget,
+            &out,
+            &bar,
+        )?),
+    };
+    bar.finish();
+    if let Some(files) = files {
+        std::fs::write(out.join("config.toml"), toml::to_string(&cfg)?)
+            .with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+        note(format!("wrote {} in {}", files.join(", "), out.display()));
+    }
     note(format!(
         "pipeline run {} finished in {:.1} s; see {}",
         a.problem,
