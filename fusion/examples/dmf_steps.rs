@@ -13,10 +13,10 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
     let (n, d_in, d_out) = (32, 1, 10);
-    let x = Array2::from_shape_fn((n, d_in), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5);
-    let y = Array2::from_shape_fn((n, d_out), |(i, j)| {
-        (x[[i, 0]] * (j as f64 + 1.0)).sin()
+    let x = Array2::from_shape_fn((n, d_in), |(i, j)| {
+        ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.5
     });
+    let y = Array2::from_shape_fn((n, d_out), |(i, j)| (x[[i, 0]] * (j as f64 + 1.0)).sin());
     let dev = train_device();
     let (xt, yt): (Tensor<2>, Tensor<2>) = (to_tensor(x.view(), &dev), to_tensor(y.view(), &dev));
     let net = DmfNet::new(3, d_in, 20, d_out, 0, &dev);
@@ -42,7 +42,11 @@ fn main() {
         let _ = l.backward();
     }
     let fb = t0.elapsed().as_secs_f64();
-    println!("forward {:.3} ms, forward+backward {:.3} ms", 1e3 * f / steps as f64, 1e3 * fb / steps as f64);
+    println!(
+        "forward {:.3} ms, forward+backward {:.3} ms",
+        1e3 * f / steps as f64,
+        1e3 * fb / steps as f64
+    );
     let t0 = Instant::now();
     let (_, loss) = dmf::train("dmf", net, &xt, &yt, phase).expect("finite");
     let s = t0.elapsed().as_secs_f64();

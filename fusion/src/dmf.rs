@@ -121,7 +121,12 @@ impl Edge {
         last.extend(shallow_last);
         last.extend(wide_last);
         let mut spread = vec![0f32; 5 * (HIDDEN + out)];
-        let blocks = [(0, DEEP), (DEEP, SHALLOW), (DEEP + SHALLOW, WIDE), (HIDDEN, out)];
+        let blocks = [
+            (0, DEEP),
+            (DEEP, SHALLOW),
+            (DEEP + SHALLOW, WIDE),
+            (HIDDEN, out),
+        ];
         for (c, &(start, width)) in blocks.iter().enumerate() {
             for col in start..start + width {
                 spread[c * (HIDDEN + out) + col] = 1.0;
@@ -157,7 +162,11 @@ impl Edge {
         let h = activation::relu(z.clone().narrow(1, 0, HIDDEN));
         let deep = self.deep_tail(h.clone().narrow(1, 0, DEEP));
         let g = Tensor::cat(
-            vec![deep, h.narrow(1, DEEP, SHALLOW + WIDE), z.narrow(1, HIDDEN, out)],
+            vec![
+                deep,
+                h.narrow(1, DEEP, SHALLOW + WIDE),
+                z.narrow(1, HIDDEN, out),
+            ],
             1,
         );
         let spread = Tensor::from_data(self.spread.clone(), &s.device());
@@ -182,8 +191,7 @@ impl Edge {
         if c == 0 {
             h = self.deep_tail(h);
         }
-        h.matmul(self.last_w.val().narrow(0, start, width))
-            + self.last_b.val().narrow(0, c, 1)
+        h.matmul(self.last_w.val().narrow(0, start, width)) + self.last_b.val().narrow(0, c, 1)
     }
 
     fn params2(&self) -> Vec<Tensor<2>> {

@@ -42,7 +42,7 @@ fn fit(name: &str, train: &MfTrainSet, seed: u64) -> Box<dyn FusionModel> {
         &mut FitContext {
             seed,
             budget: Budget::default(),
-                memo: None,
+            memo: None,
             progress: &NoProgress,
         },
     )

@@ -413,7 +413,12 @@ impl RunConfig {
                 {
                     bail!("study.grid needs 2 or 3 axes; the first two (the heat map's) need at least 2 values each");
                 }
-                if grid.iter().take(2).flat_map(|a| &a.values).any(|v| !(*v > 0.0 && v.is_finite())) {
+                if grid
+                    .iter()
+                    .take(2)
+                    .flat_map(|a| &a.values)
+                    .any(|v| !(*v > 0.0 && v.is_finite()))
+                {
                     bail!("study.grid: the heat map's axes are drawn on a log scale and need positive values");
                 }
                 if seeds.is_empty() || *n_hf == 0 {
@@ -430,7 +435,8 @@ impl RunConfig {
                 if methods.is_empty() || methods.contains(&SearchMethod::None) {
                     bail!("study.methods must list search methods (grid, random, median, sha, hyperband)");
                 }
-                if !self.search.space.contains_key(model) && !self.search.space.contains_key(&kind) {
+                if !self.search.space.contains_key(model) && !self.search.space.contains_key(&kind)
+                {
                     bail!("study.model {model:?} has no search.space entry to search over");
                 }
                 if *n_hf < 3 {

@@ -489,8 +489,8 @@ fn train(a: TrainArgs) -> Result<()> {
         .out
         .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-train", ds.meta.problem)));
     if let Some(s) = &a.search {
-        cfg.search.method = serde_json::from_value(serde_json::Value::String(s.clone()))
-            .map_err(|_| {
+        cfg.search.method =
+            serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
                 anyhow::anyhow!(
                     "--search {s:?}: expected none, grid, random, median, sha or hyperband"
                 )

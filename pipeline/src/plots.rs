@@ -197,13 +197,17 @@ pub fn field_grid(
     };
     let (e0, e1) = (edges(axes.0), edges(axes.1));
     init_font();
-    let vmax = fields
-        .values()
-        .flat_map(|f| f.iter())
-        .cloned()
-        .filter(|v| v.is_finite())
-        .fold(0.0, f64::max)
-        .max(1e-300);
+    // Colour range: [0, max] for non-negative fields (errors), [min, max] otherwise (logs).
+    let finite = || {
+        fields
+            .values()
+            .flat_map(|f| f.iter())
+            .cloned()
+            .filter(|v| v.is_finite())
+    };
+    let vmin = finite().fold(0.0, f64::min);
+    let vmax = finite().fold(f64::NEG_INFINITY, f64::max);
+    let vmax = if vmax > vmin { vmax } else { vmin + 1e-300 };
     let (nr, nc) = (row_labels.len(), col_labels.len());
     let cell = 260u32;
     let (w, h) = (110 + cell * nc as u32 + 110, 50 + cell * nr as u32);
@@ -220,7 +224,14 @@ pub fn field_grid(
                 continue;
             };
             let mut chart = ChartBuilder::on(area)
-                .caption(format!("{cl}, {rl}"), ("sans-serif", 14))
+                .caption(
+                    if rl.is_empty() {
+                        cl.clone()
+                    } else {
+                        format!("{cl}, {rl}")
+                    },
+                    ("sans-serif", 14),
+                )
                 .margin(4)
                 .x_label_area_size(22)
                 .y_label_area_size(if c == 0 { 30 } else { 10 })
@@ -241,7 +252,7 @@ pub fn field_grid(
                     (0..shape.0)
                         .flat_map(|i| (0..shape.1).map(move |j| (i, j)))
                         .map(|(i, j)| {
-                            let v = (f[i * shape.1 + j] / vmax).clamp(0.0, 1.0);
+                            let v = ((f[i * shape.1 + j] - vmin) / (vmax - vmin)).clamp(0.0, 1.0);
                             Rectangle::new(
                                 [(e1[j], e0[i]), (e1[j + 1], e0[i + 1])],
                                 ViridisRGB::get_color(v).filled(),
@@ -258,19 +269,25 @@ pub fn field_grid(
         .margin_right(55)
         .y_label_area_size(0)
         .right_y_label_area_size(50)
-        .build_cartesian_2d(0.0..1.0, 0.0..vmax)
+        .build_cartesian_2d(0.0..1.0, vmin..vmax)
         .map_err(err)?
-        .set_secondary_coord(0.0..1.0, 0.0..vmax);
+        .set_secondary_coord(0.0..1.0, vmin..vmax);
     bar.configure_secondary_axes()
         .label_style(("sans-serif", 12))
-        .y_label_formatter(&|v| format!("{v:.1e}"))
+        .y_label_formatter(&|v| {
+            if vmin < 0.0 {
+                format!("{v:.2}")
+            } else {
+                format!("{v:.1e}")
+            }
+        })
         .draw()
         .map_err(err)?;
     let steps = 200;
     bar.draw_series((0..steps).map(|k| {
         let (a, b) = (
-            k as f64 / steps as f64 * vmax,
-            (k + 1) as f64 / steps as f64 * vmax,
+            vmin + k as f64 / steps as f64 * (vmax - vmin),
+            vmin + (k + 1) as f64 / steps as f64 * (vmax - vmin),
         );
         Rectangle::new(
             [(0.0, a), (1.0, b)],

@@ -246,7 +246,12 @@ pub fn write(
     let searched: Vec<&Record> = out
         .records
         .iter()
-        .filter(|r| r.hyperparameters.get("search").and_then(|s| s.get("chosen")).is_some())
+        .filter(|r| {
+            r.hyperparameters
+                .get("search")
+                .and_then(|s| s.get("chosen"))
+                .is_some()
+        })
         .collect();
     if !searched.is_empty() {
         let s = &plan.search;

@@ -136,7 +136,11 @@ pub fn sensitivity(
         fields.insert((0, k), f);
     }
     let panels: Vec<String> = match grid.get(2) {
-        Some(a) => a.values.iter().map(|v| format!("{} = {v:.0e}", a.name)).collect(),
+        Some(a) => a
+            .values
+            .iter()
+            .map(|v| format!("{} = {v:.0e}", a.name))
+            .collect(),
         None => vec![String::new()],
     };
     let log = |a: &GridAxis| a.values.iter().map(|v| v.log10()).collect::<Vec<_>>();
