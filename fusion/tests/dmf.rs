@@ -224,3 +224,48 @@ fn dmf_trans_exploits_correlated_low_fidelity_data() {
         "dmf-trans {trans:.3e} vs dmf-hf {hf_only:.3e}"
     );
 }
+
+#[test]
+fn a_search_reuses_the_pretrained_low_fidelity_network_exactly() {
+    // Within a search every configuration shares DMF_L through the memo: a fit that reuses it
+    // must predict exactly what a fit that trains it afresh predicts, and a configuration
+    // with other transfer rates must still differ.
+    let x = inputs(12, 2);
+    let y = Array2::from_shape_fn((12, 6), |(i, j)| (x[[i, 0]] * (j as f64 + 1.0)).sin());
+    let train = MfTrainSet {
+        levels: vec![
+            LevelSet {
+                inputs: x.clone(),
+                outputs: y.mapv(|v| 0.9 * v),
+            },
+            LevelSet {
+                inputs: x.slice(ndarray::s![..5, ..]).to_owned(),
+                outputs: y.slice(ndarray::s![..5, ..]).to_owned(),
+            },
+        ],
+    };
+    let memo = mfpipe_fusion::Memo::default();
+    let fit = |r3: f64, memo: Option<&mfpipe_fusion::Memo>| {
+        let mut m = registry::build(
+            "dmf-trans",
+            &serde_json::json!({"steps": 60, "fine_tune_steps": 30, "r3": r3}),
+        )
+        .unwrap();
+        m.fit(
+            &train,
+            &mut FitContext {
+                seed: 3,
+                budget: Budget::default(),
+                memo,
+                progress: &NoProgress,
+            },
+        )
+        .unwrap();
+        m.predict(x.view()).unwrap()
+    };
+    let fresh = fit(1e-2, None);
+    let first = fit(1e-3, Some(&memo));
+    let reused = fit(1e-2, Some(&memo));
+    assert_eq!(reused, fresh);
+    assert_ne!(first, fresh);
+}

@@ -70,6 +70,48 @@ fn smoke_run_writes_results_report_and_plots() {
     }
     let png = std::fs::read(out.join("rmse_vs_nhf.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    // Hyperband (the default) chose dmf-trans's and dmf-2's learning rates, once per
+    // (model, N_H) on the first seed's training data, within the configured space, and the
+    // fits ran with the chosen values.
+    let bounds = [("r1", 1e-5, 1e-2), ("r2", 1e-5, 1e-2), ("r3", 1e-4, 3e-2)];
+    for r in recs {
+        let hp = &r["hyperparameters"];
+        let model = r["model"].as_str().unwrap();
+        if !model.starts_with("dmf") {
+            assert!(hp.get("search").is_none(), "{model} is not tuned");
+            continue;
+        }
+        let s = &hp["search"];
+        assert_eq!(s["method"], "hyperband", "{r}");
+        assert_eq!(
+            s["evaluations"], 22,
+            "R = 9, eta = 3: 13 + 6 + 3 evaluations"
+        );
+        assert_eq!(s["searched_on_seed"], 0);
+        assert!(s["validation_rmse"].as_f64().unwrap() > 0.0);
+        let chosen = s["chosen"].as_object().unwrap();
+        let names: Vec<&str> = chosen.keys().map(|k| k.as_str()).collect();
+        let expect: &[&str] = if model == "dmf-trans" {
+            &["r1", "r2", "r3"]
+        } else {
+            &["r2", "r3"]
+        };
+        assert_eq!(names, expect);
+        for (name, lo, hi) in bounds {
+            if let Some(v) = chosen.get(name) {
+                let v = v.as_f64().unwrap();
+                assert!((lo..=hi).contains(&v), "{name} = {v}");
+                assert_eq!(hp[name].as_f64().unwrap(), v, "the fit used the choice");
+            }
+        }
+        let twin = recs
+            .iter()
+            .find(|o| o["model"] == r["model"] && o["n_hf"] == r["n_hf"] && o["seed"] != r["seed"])
+            .unwrap();
+        assert_eq!(twin["hyperparameters"]["search"]["chosen"], s["chosen"]);
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("### Searched configurations"));
     // A second run reuses the dataset instead of regenerating it.
     let o = pipeline(d.path(), &["run", "burgers", "--smoke", "--out", "smoke"]);
     assert!(o.status.success());
@@ -226,4 +268,130 @@ fn train_honours_a_role_array_written_by_another_tool() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_diverging_fit_is_scored_worst_and_the_run_goes_on() {
+    let d = tempfile::tempdir().unwrap();
+    // r3 = 1e30 blows the new layer NN_l up within a few steps.
+    std::fs::write(
+        d.path().join("diverge.toml"),
+        r#"
+problem = "burgers"
+[data]
+n = [8, 16]
+[protocol]
+n_lf = [8]
+n_hf = [4]
+seeds = [0]
+n_test = 8
+models = ["nn-hf", "dmf-trans"]
+[search]
+method = "none"
+[models.dmf-trans]
+steps = 20
+fine_tune_steps = 20
+r3 = 1e30
+"#,
+    )
+    .unwrap();
+    let o = pipeline(
+        d.path(),
+        &["run", "burgers", "--config", "diverge.toml", "--out", "o"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("o/results.json")).unwrap())
+            .unwrap();
+    let dmf = recs.iter().find(|r| r["model"] == "dmf-trans").unwrap();
+    assert!(dmf["rmse"].is_null(), "{dmf}");
+    assert!(dmf["error"].as_str().unwrap().contains("diverged"));
+    let nn = recs.iter().find(|r| r["model"] == "nn-hf").unwrap();
+    assert!(nn["rmse"].as_f64().unwrap().is_finite());
+    assert!(nn.get("error").is_none());
+    let report = std::fs::read_to_string(d.path().join("o/report.md")).unwrap();
+    assert!(report.contains("| 1 of 1 |"), "{report}");
+}
+
+fn config(name: &str) -> String {
+    format!("{}/../configs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_dmf_paper_figures_run_from_the_cli() {
+    let d = tempfile::tempdir().unwrap();
+    let run = |cfg: &str, out: &str| -> Vec<serde_json::Value> {
+        let o = pipeline(
+            d.path(),
+            &[
+                "run",
+                "burgers",
+                "--config",
+                &config(cfg),
+                "--smoke",
+                "--out",
+                out,
+            ],
+        );
+        assert!(o.status.success(), "{cfg}: {}", stderr(&o));
+        assert!(d.path().join(out).join("report.md").exists());
+        serde_json::from_str(
+            &std::fs::read_to_string(d.path().join(out).join("results.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    // Fig. 3: the DMF frameworks and DMF_L with 3..7 cells under their own labels.
+    let recs = run("burgers-fig3.toml", "fig3");
+    let labels: std::collections::BTreeSet<&str> =
+        recs.iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(labels.len(), 8);
+    let seven = recs
+        .iter()
+        .find(|r| r["model"] == "dmf-trans-7cells")
+        .unwrap();
+    assert_eq!(seven["hyperparameters"]["cells"], 7);
+    assert_eq!(
+        seven["hyperparameters"]["architecture"]
+            .as_array()
+            .unwrap()
+            .len(),
+        21
+    );
+    // Fig. 4: 4 x 4 x 3 learning-rate combinations, one seed in the smoke size.
+    let recs = run("burgers-fig4.toml", "fig4");
+    assert_eq!(recs.len(), 48);
+    let combos: std::collections::BTreeSet<String> = recs
+        .iter()
+        .map(|r| {
+            let h = &r["hyperparameters"];
+            format!("{} {} {}", h["r1"], h["r2"], h["r3"])
+        })
+        .collect();
+    assert_eq!(
+        combos.len(),
+        48,
+        "every grid cell was fitted with its own rates"
+    );
+    assert!(d.path().join("fig4/sensitivity.png").exists());
+    // Fig. 5: one record per search method, each with its own search summary.
+    let recs = run("burgers-fig5.toml", "fig5");
+    let methods: Vec<&str> = recs
+        .iter()
+        .map(|r| r["hyperparameters"]["search"]["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["grid", "random", "median", "sha", "hyperband"]);
+    let evals: Vec<u64> = recs
+        .iter()
+        .map(|r| {
+            r["hyperparameters"]["search"]["evaluations"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // Grid: 3^3 configurations; random: 9; successive halving: 9 + 3 + 1; Hyperband 22.
+    assert_eq!(evals[0], 27);
+    assert_eq!(evals[1], 9);
+    assert_eq!(evals[3], 13);
+    assert_eq!(evals[4], 22);
+    assert!(d.path().join("fig5/searchers.png").exists());
 }
