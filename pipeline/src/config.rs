@@ -10,13 +10,21 @@ use std::path::Path;
 pub const CONFIG_VERSION: u32 = 1;
 
 /// Default configs, one per problem that has a standard protocol.
-const EMBEDDED: &[(&str, &str)] = &[("burgers", include_str!("../../configs/burgers.toml"))];
+const EMBEDDED: &[(&str, &str)] = &[
+    ("burgers", include_str!("../../configs/burgers.toml")),
+    ("borehole", include_str!("../../configs/synthetic.toml")),
+    ("currin", include_str!("../../configs/synthetic.toml")),
+    ("park", include_str!("../../configs/synthetic.toml")),
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     #[serde(default = "default_version")]
     pub version: u32,
+    /// The problem this config is for; omitted = any (the one named on the command line), as
+    /// in configs/synthetic.toml, which serves borehole, currin and park.
+    #[serde(default)]
     pub problem: String,
     #[serde(default)]
     pub data: DataConfig,
@@ -308,7 +316,11 @@ impl RunConfig {
         let (_, text) = EMBEDDED.iter().find(|(p, _)| *p == problem).with_context(|| {
             format!("no default config for problem {problem:?} (defaults exist for: {}); pass --config FILE", EMBEDDED.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "))
         })?;
-        Self::parse(text, &format!("embedded config of {problem}"))
+        let mut cfg = Self::parse(text, &format!("embedded config of {problem}"))?;
+        if cfg.problem.is_empty() {
+            cfg.problem = problem.into();
+        }
+        Ok(cfg)
     }
 
     pub fn load(path: &Path) -> Result<Self> {

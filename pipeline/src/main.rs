@@ -395,7 +395,7 @@ fn parse_seeds(s: &str) -> Result<Vec<u64>> {
 }
 
 fn base_config(problem: &str, path: Option<&Path>) -> Result<RunConfig> {
-    let cfg = match path {
+    let mut cfg = match path {
         Some(p) => RunConfig::load(p)?,
         None => match RunConfig::embedded(problem) {
             Ok(c) => c,
@@ -403,7 +403,9 @@ fn base_config(problem: &str, path: Option<&Path>) -> Result<RunConfig> {
             Err(_) => RunConfig::generic(problem),
         },
     };
-    if cfg.problem != problem {
+    if cfg.problem.is_empty() {
+        cfg.problem = problem.into();
+    } else if cfg.problem != problem {
         bail!("config is for problem {:?}, not {problem:?}", cfg.problem);
     }
     Ok(cfg)

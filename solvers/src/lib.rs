@@ -6,6 +6,7 @@
 
 pub mod burgers;
 pub mod registry;
+pub mod synthetic;
 pub mod tridiag;
 
 pub use mfpipe_data::{Axis, Fidelity, InputSpec, OutputSpec, Scale};

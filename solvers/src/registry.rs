@@ -4,7 +4,13 @@ use crate::{Simulator, SolveError};
 
 /// Every registered problem, in the order `pipeline list` shows them.
 pub fn all() -> Vec<Box<dyn Simulator>> {
-    vec![Box::new(crate::burgers::BurgersFem::new())]
+    use crate::synthetic::{Function, Synthetic};
+    vec![
+        Box::new(crate::burgers::BurgersFem::new()),
+        Box::new(Synthetic::new(Function::Borehole)),
+        Box::new(Synthetic::new(Function::Currin)),
+        Box::new(Synthetic::new(Function::Park)),
+    ]
 }
 
 /// Look a problem up by name.

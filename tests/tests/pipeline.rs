@@ -395,3 +395,38 @@ fn the_dmf_paper_figures_run_from_the_cli() {
     assert_eq!(evals[4], 22);
     assert!(d.path().join("fig5/searchers.png").exists());
 }
+
+#[test]
+fn the_test_functions_run_end_to_end_with_their_shared_config() {
+    // borehole, currin and park share configs/synthetic.toml (no `problem` key).
+    let d = tempfile::tempdir().unwrap();
+    for p in ["borehole", "currin", "park"] {
+        let o = pipeline(d.path(), &["run", p, "--smoke", "--out", p]);
+        assert!(o.status.success(), "{p}: {}", stderr(&o));
+        let ds = h5::read(&d.path().join(p).join(format!("{p}.h5"))).unwrap();
+        assert_eq!(ds.meta.problem, p);
+        assert_eq!(ds.levels[1].outputs.dim().1, 1, "scalar output");
+        let recs: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(d.path().join(p).join("results.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(recs.len(), 16);
+        assert!(recs
+            .iter()
+            .all(|r| r["problem"] == p && r["rmse"].as_f64().unwrap() > 0.0));
+    }
+    // The Fig. 3 config for the test functions runs for any of them.
+    let o = pipeline(
+        d.path(),
+        &[
+            "run",
+            "park",
+            "--config",
+            &config("synthetic-fig3.toml"),
+            "--smoke",
+            "--out",
+            "park-fig3",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
