@@ -12,6 +12,7 @@ pub const CONFIG_VERSION: u32 = 1;
 /// Default configs, one per problem that has a standard protocol.
 const EMBEDDED: &[(&str, &str)] = &[
     ("burgers", include_str!("../../configs/burgers.toml")),
+    ("poisson", include_str!("../../configs/poisson.toml")),
     ("borehole", include_str!("../../configs/synthetic.toml")),
     ("currin", include_str!("../../configs/synthetic.toml")),
     ("park", include_str!("../../configs/synthetic.toml")),

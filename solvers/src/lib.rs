@@ -5,6 +5,7 @@
 //! level and return values on the problem's common grid.
 
 pub mod burgers;
+pub mod poisson;
 pub mod registry;
 pub mod synthetic;
 pub mod tridiag;

@@ -7,6 +7,7 @@ pub fn all() -> Vec<Box<dyn Simulator>> {
     use crate::synthetic::{Function, Synthetic};
     vec![
         Box::new(crate::burgers::BurgersFem::new()),
+        Box::new(crate::poisson::Poisson::new()),
         Box::new(Synthetic::new(Function::Borehole)),
         Box::new(Synthetic::new(Function::Currin)),
         Box::new(Synthetic::new(Function::Park)),

@@ -415,6 +415,15 @@ fn the_test_functions_run_end_to_end_with_their_shared_config() {
             .iter()
             .all(|r| r["problem"] == p && r["rmse"].as_f64().unwrap() > 0.0));
     }
+    // poisson: a 2-D field problem with its own embedded config (levels 0 and 2).
+    let o = pipeline(d.path(), &["run", "poisson", "--smoke", "--out", "poisson"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ds = h5::read(&d.path().join("poisson/poisson.h5")).unwrap();
+    assert_eq!(
+        ds.levels.iter().map(|l| l.level).collect::<Vec<_>>(),
+        [0, 2]
+    );
+    assert!(d.path().join("poisson/mae_fields.png").exists());
     // The Fig. 3 config for the test functions runs for any of them.
     let o = pipeline(
         d.path(),
