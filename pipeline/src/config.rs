@@ -40,6 +40,9 @@ pub struct RunConfig {
     /// What `run` does with the data: the training protocol (default) or one of the studies.
     #[serde(default)]
     pub study: Study,
+    /// `pipeline tradeoff`: ladder and budgeted fusion.
+    #[serde(default)]
+    pub tradeoff: crate::tradeoff::TradeoffConfig,
     #[serde(default)]
     pub smoke: Smoke,
 }
@@ -308,6 +311,7 @@ impl RunConfig {
             models: Default::default(),
             search: Default::default(),
             study: Default::default(),
+            tradeoff: Default::default(),
             smoke: Default::default(),
         }
     }
@@ -407,6 +411,7 @@ impl RunConfig {
             mfpipe_fusion::registry::build(&kind, &params)?;
         }
         self.search.check()?;
+        self.tradeoff.check()?;
         for m in self.search.space.keys() {
             self.model_spec(m).context("search.space")?;
         }

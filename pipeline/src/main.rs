@@ -7,6 +7,7 @@ mod plots;
 mod progress;
 mod report;
 mod studies;
+mod tradeoff;
 mod tuning;
 
 use anyhow::{bail, Context, Result};
@@ -50,6 +51,33 @@ enum Cmd {
     Run(RunArgs),
     /// Measure per-sample solve cost at every fidelity level (markdown table on stdout).
     Bench(BenchArgs),
+    /// Cost/accuracy trade-off: the fidelity ladder, budgeted fusion, Pareto front and a
+    /// recommended LF/HF split per budget.
+    Tradeoff(TradeoffArgs),
+}
+
+#[derive(Args)]
+struct TradeoffArgs {
+    problem: String,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Total budgets in CPU-seconds, comma-separated (default: the config's [tradeoff]
+    /// budgets, 8 to 64 HF samples' worth).
+    #[arg(long, value_delimiter = ',')]
+    budget: Option<Vec<String>>,
+    /// Per-sample costs c_L,c_H in seconds instead of the measured or recorded ones (to
+    /// reproduce a study exactly on another machine).
+    #[arg(long, value_delimiter = ',')]
+    costs: Option<Vec<String>>,
+    /// Fusion models fitted on every split (default: the config's, mf-transfer,dmf-trans).
+    #[arg(long, value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    /// Output directory (default: out/<problem>-tradeoff).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Tiny sizes: the whole study in seconds.
+    #[arg(long)]
+    smoke: bool,
 }
 
 #[derive(Args)]
@@ -237,6 +265,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Train(a) => train(a),
         Cmd::Run(a) => run(a),
         Cmd::Bench(a) => bench(a),
+        Cmd::Tradeoff(a) => tradeoff(a),
     }
 }
 
@@ -591,32 +620,7 @@ fn run(a: RunArgs) -> Result<()> {
         shard: None,
     };
     let t0 = Instant::now();
-    let expected = generate::skeleton(sim.as_ref(), &spec)?;
-    let ds = match h5::read(&dataset) {
-        Ok(ds) if generate::same_run(&expected, &ds) && ds.require_complete("").is_ok() => {
-            note(format!("using existing dataset {}", dataset.display()));
-            ds
-        }
-        Ok(ds) if generate::same_run(&expected, &ds) => {
-            note(format!("resuming {}", dataset.display()));
-            generate::generate(sim.as_ref(), &spec, &dataset, true)?.dataset
-        }
-        Ok(_) => bail!(
-            "{} exists but was generated with other settings; remove it or pass another --out",
-            dataset.display()
-        ),
-        Err(mfpipe_data::DataError::Missing { .. }) => {
-            let s = generate::generate(sim.as_ref(), &spec, &dataset, false)?;
-            note(format!(
-                "generated {} ({} samples) in {:.2} s",
-                dataset.display(),
-                s.computed,
-                t0.elapsed().as_secs_f64()
-            ));
-            s.dataset
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let ds = ensure_dataset(sim.as_ref(), &spec, &dataset)?;
     let lf_level = *cfg.data.levels.first().unwrap();
     let hf_level = *cfg.data.levels.last().unwrap();
     let levels = studies::Levels {
@@ -671,6 +675,168 @@ fn run(a: RunArgs) -> Result<()> {
         a.problem,
         t0.elapsed().as_secs_f64(),
         out.join("report.md").display()
+    ));
+    Ok(())
+}
+
+/// The dataset of `spec` at `path`: reused when complete, resumed when interrupted, generated
+/// when missing; a file from other settings is refused.
+fn ensure_dataset(
+    sim: &dyn Simulator,
+    spec: &generate::GenSpec,
+    path: &Path,
+) -> Result<mfpipe_data::dataset::Dataset> {
+    let t0 = Instant::now();
+    let expected = generate::skeleton(sim, spec)?;
+    Ok(match h5::read(path) {
+        Ok(ds) if generate::same_run(&expected, &ds) && ds.require_complete("").is_ok() => {
+            note(format!("using existing dataset {}", path.display()));
+            ds
+        }
+        Ok(ds) if generate::same_run(&expected, &ds) => {
+            note(format!("resuming {}", path.display()));
+            generate::generate(sim, spec, path, true)?.dataset
+        }
+        Ok(_) => bail!(
+            "{} exists but was generated with other settings; remove it or pass another --out",
+            path.display()
+        ),
+        Err(mfpipe_data::DataError::Missing { .. }) => {
+            let s = generate::generate(sim, spec, path, false)?;
+            note(format!(
+                "generated {} ({} samples) in {:.2} s",
+                path.display(),
+                s.computed,
+                t0.elapsed().as_secs_f64()
+            ));
+            s.dataset
+        }
+        Err(e) => return Err(e.into()),
+    })
+}
+
+fn tradeoff(a: TradeoffArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    let mut cfg = base_config(&a.problem, a.config.as_deref())?;
+    let mut t = cfg.tradeoff.clone();
+    let budget = if a.smoke {
+        cfg.smoke();
+        t.ladder_samples = t.ladder_samples.min(4);
+        t.seeds.truncate(1);
+        t.budgets_hf.truncate(2);
+        t.n_test = cfg.smoke.n_test;
+        Budget::capped(cfg.smoke.max_epochs)
+    } else {
+        Budget::default()
+    };
+    if let Some(m) = &a.models {
+        t.models = m.clone();
+    }
+    t.check()?;
+    for m in t.models.iter().chain([&t.baseline]) {
+        cfg.model_spec(m).context("tradeoff.models")?;
+    }
+    let parse = |flag: &str, v: &[String]| -> Result<Vec<f64>> {
+        v.iter()
+            .map(|s| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{flag} {s:?}: expected positive numbers of seconds")
+                    })
+            })
+            .collect()
+    };
+    let lf = *cfg.data.levels.first().unwrap();
+    let hf = *cfg.data.levels.last().unwrap();
+    if lf == hf {
+        bail!(
+            "tradeoff needs two fidelity levels in data.levels, got {:?}",
+            cfg.data.levels
+        );
+    }
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("out").join(format!(
+            "{}-tradeoff{}",
+            a.problem,
+            if a.smoke { "-smoke" } else { "" }
+        ))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let path = out.join(format!("{}.h5", a.problem));
+    let t0 = Instant::now();
+    let bar = progress::Bar::new();
+    let rungs = tradeoff::ladder(sim.as_ref(), t.ladder_samples, cfg.data.seed, &bar)?;
+    let existing = h5::read(&path).ok();
+    let recorded = existing.as_ref().and_then(|d| {
+        Some((
+            tradeoff::recorded_cost(d, lf)?,
+            tradeoff::recorded_cost(d, hf)?,
+        ))
+    });
+    let measured = |level: usize| {
+        rungs
+            .iter()
+            .find(|r| r.level == level)
+            .map(|r| r.cost_median_s)
+            .unwrap_or(f64::NAN)
+    };
+    let (c_lf, c_hf, from) = match (&a.costs, recorded) {
+        (Some(c), _) => {
+            let c = parse("--costs", c)?;
+            if c.len() != 2 {
+                bail!("--costs takes two numbers, c_L,c_H (seconds per sample)");
+            }
+            (c[0], c[1], "given with --costs")
+        }
+        (None, Some((l, h))) => (l, h, "recorded in the dataset by the run that generated it"),
+        (None, None) => (measured(lf), measured(hf), "measured by this run's ladder"),
+    };
+    if !(c_lf > 0.0 && c_hf > 0.0) {
+        bail!("could not measure the per-sample costs of levels {lf} and {hf}");
+    }
+    let budgets = match &a.budget {
+        Some(b) => parse("--budget", b)?,
+        None => tradeoff::budgets_s(&t, c_hf),
+    };
+    let plan = tradeoff::splits(&budgets, &t.hf_shares, c_lf, c_hf);
+    let max_lf = plan.iter().map(|s| s.n_lf).max().unwrap_or(0).max(1);
+    let max_hf = plan.iter().map(|s| s.n_hf).max().unwrap_or(0);
+    if max_hf < 2 {
+        bail!("no budget buys 2 HF samples at c_H = {c_hf:.3e} s; raise --budget");
+    }
+    let spec = generate::GenSpec {
+        design: cfg.data.design,
+        seed: cfg.data.seed,
+        levels: vec![lf, hf],
+        n: vec![max_lf, max_hf + t.n_test],
+        shard: None,
+    };
+    let mut ds = ensure_dataset(sim.as_ref(), &spec, &path)?;
+    if recorded.is_none() {
+        tradeoff::store(&path, &mut ds, &rungs)?;
+    }
+    let files = tradeoff::study(
+        &ds,
+        &cfg,
+        &t,
+        &rungs,
+        (lf, hf),
+        (c_lf, c_hf, from),
+        &budgets,
+        budget,
+        &out,
+        &bar,
+    )?;
+    bar.finish();
+    note(format!(
+        "pipeline tradeoff {} finished in {:.1} s; wrote {} in {}",
+        a.problem,
+        t0.elapsed().as_secs_f64(),
+        files.join(", "),
+        out.display()
     ));
     Ok(())
 }
