@@ -63,11 +63,11 @@ struct TradeoffArgs {
     config: Option<PathBuf>,
     /// Total budgets in CPU-seconds, comma-separated (default: the config's [tradeoff]
     /// budgets, 8 to 64 HF samples' worth).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     budget: Option<Vec<String>>,
     /// Per-sample costs c_L,c_H in seconds instead of the measured or recorded ones (to
     /// reproduce a study exactly on another machine).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     costs: Option<Vec<String>>,
     /// Fusion models fitted on every split (default: the config's, mf-transfer,dmf-trans).
     #[arg(long, value_delimiter = ',')]
