@@ -25,6 +25,12 @@ fn vlu(s: &str) -> VarLenUnicode {
     VarLenUnicode::from_str(&s.replace('\0', "")).expect("NUL-free string")
 }
 
+/// Bytes of a string attribute as text; invalid UTF-8 (a corrupted file) is replaced, not
+/// trusted.
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
 fn put_str(loc: &Location, name: &str, v: &str) -> hdf5::Result<()> {
     loc.new_attr::<VarLenUnicode>()
         .shape(())
@@ -204,18 +210,20 @@ impl Reader {
         let a = loc
             .attr(name)
             .map_err(|_| self.missing(format!("attribute {whose}{name}")))?;
-        // Accept both variable-length and fixed-length strings (h5py writes either).
+        // Accept both variable-length and fixed-length strings (h5py writes either). The
+        // library hands back whatever bytes the file holds, so a corrupted file can carry
+        // invalid UTF-8: convert from bytes, never trust the `&str` views.
         if let Ok(s) = a.read_scalar::<VarLenUnicode>() {
-            return Ok(s.as_str().to_string());
+            return Ok(text(s.as_bytes()));
         }
         if let Ok(s) = a.read_scalar::<hdf5::types::VarLenAscii>() {
-            return Ok(s.as_str().to_string());
+            return Ok(text(s.as_bytes()));
         }
         if let Ok(s) = a.read_scalar::<hdf5::types::FixedUnicode<256>>() {
-            return Ok(s.as_str().to_string());
+            return Ok(text(s.as_bytes()));
         }
         if let Ok(s) = a.read_scalar::<hdf5::types::FixedAscii<256>>() {
-            return Ok(s.as_str().to_string());
+            return Ok(text(s.as_bytes()));
         }
         Err(self.invalid(format!("attribute {whose}{name} is not a string")))
     }
@@ -224,16 +232,16 @@ impl Reader {
             .attr(name)
             .map_err(|_| self.missing(format!("attribute {name}")))?;
         if let Ok(v) = a.read_raw::<VarLenUnicode>() {
-            return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+            return Ok(v.iter().map(|s| text(s.as_bytes())).collect());
         }
         if let Ok(v) = a.read_raw::<hdf5::types::VarLenAscii>() {
-            return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+            return Ok(v.iter().map(|s| text(s.as_bytes())).collect());
         }
         if let Ok(v) = a.read_raw::<hdf5::types::FixedUnicode<256>>() {
-            return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+            return Ok(v.iter().map(|s| text(s.as_bytes())).collect());
         }
         if let Ok(v) = a.read_raw::<hdf5::types::FixedAscii<256>>() {
-            return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
+            return Ok(v.iter().map(|s| text(s.as_bytes())).collect());
         }
         Err(self.invalid(format!("attribute {name} is not an array of strings")))
     }

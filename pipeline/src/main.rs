@@ -2,6 +2,8 @@
 
 mod config;
 mod experiment;
+#[cfg(test)]
+mod fuzz;
 mod generate;
 mod plots;
 mod progress;

@@ -14,7 +14,13 @@ fn tradeoff_stores_the_ladder_respects_budgets_and_reruns_identically() {
     let o = pipeline(d.path(), &["tradeoff", "burgers", "--smoke", "--out", "t"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = d.path().join("t");
-    for f in ["tradeoff.json", "results.json", "ladder.png", "budget.png", "report.md"] {
+    for f in [
+        "tradeoff.json",
+        "results.json",
+        "ladder.png",
+        "budget.png",
+        "report.md",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     let s = json(&out.join("tradeoff.json"));
@@ -22,8 +28,14 @@ fn tradeoff_stores_the_ladder_respects_budgets_and_reruns_identically() {
     // and the cost grows.
     let ladder = s["ladder"].as_array().unwrap();
     assert_eq!(ladder.len(), 5);
-    let err: Vec<f64> = ladder.iter().map(|r| r["error_rmse"].as_f64().unwrap()).collect();
-    let cost: Vec<f64> = ladder.iter().map(|r| r["cost_median_s"].as_f64().unwrap()).collect();
+    let err: Vec<f64> = ladder
+        .iter()
+        .map(|r| r["error_rmse"].as_f64().unwrap())
+        .collect();
+    let cost: Vec<f64> = ladder
+        .iter()
+        .map(|r| r["cost_median_s"].as_f64().unwrap())
+        .collect();
     assert!(err.windows(2).all(|w| w[1] < w[0]), "{err:?}");
     assert_eq!(err[4], 0.0);
     assert!(cost[4] > cost[0]);
@@ -45,7 +57,11 @@ fn tradeoff_stores_the_ladder_respects_budgets_and_reruns_identically() {
         .iter()
         .any(|p| p["model"] == "nn-hf" && p["n_lf"] == 0));
     assert_eq!(s["recommendation"].as_array().unwrap().len(), 2);
-    assert!(s["points"].as_array().unwrap().iter().any(|p| p["pareto"] == true));
+    assert!(s["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["pareto"] == true));
     // The dataset carries the ladder of the levels it holds.
     let ds = h5::read(&out.join("burgers.h5")).unwrap();
     for l in &ds.levels {
@@ -62,7 +78,12 @@ fn tradeoff_stores_the_ladder_respects_budgets_and_reruns_identically() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| format!("{} {} {} {}", p["model"], p["n_lf"], p["n_hf"], p["rmse_mean"]))
+            .map(|p| {
+                format!(
+                    "{} {} {} {}",
+                    p["model"], p["n_lf"], p["n_hf"], p["rmse_mean"]
+                )
+            })
             .collect()
     };
     assert_eq!(rmse(&again), rmse(&s));
@@ -74,14 +95,27 @@ fn tradeoff_runs_for_poisson_with_given_costs_and_refuses_bad_budgets() {
     let d = tempfile::tempdir().unwrap();
     let o = pipeline(
         d.path(),
-        &["tradeoff", "poisson", "--smoke", "--costs", "1e-4,8e-4", "--out", "p"],
+        &[
+            "tradeoff",
+            "poisson",
+            "--smoke",
+            "--costs",
+            "1e-4,8e-4",
+            "--out",
+            "p",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let s = json(&d.path().join("p/tradeoff.json"));
     assert_eq!(s["cost_lf_s"], 1e-4);
     assert_eq!(s["hf_level"], 2);
     // Budgets of 8 and 16 HF samples at the given costs.
-    let b: Vec<f64> = s["budgets_s"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let b: Vec<f64> = s["budgets_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     assert_eq!(b, [8.0 * 8e-4, 16.0 * 8e-4]);
     for (args, needle) in [
         (vec!["--budget", "-1"], "--budget"),
