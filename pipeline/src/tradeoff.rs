@@ -109,7 +109,7 @@ pub fn ladder(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Vec<Rung>> {
-    let xs = design::design(DesignKind::Sobol, sim.inputs(), n, seed ^ 0x1ADD_E4)?;
+    let xs = design::design(DesignKind::Sobol, sim.inputs(), n, seed ^ 0x001A_DDE4)?;
     let xs: Vec<Vec<f64>> = xs.rows().into_iter().map(|r| r.to_vec()).collect();
     let levels: Vec<_> = sim.fidelities().to_vec();
     progress.start("ladder", levels.len() as u64);
