@@ -145,6 +145,12 @@ impl Default for SearchConfig {
 }
 
 impl SearchConfig {
+    /// The space searched for a model, looked up by its label, then by its registry name.
+    pub fn space_for(&self, label: &str, kind: &str) -> Option<mfpipe_fusion::search::Space> {
+        let dims = self.space.get(label).or_else(|| self.space.get(kind))?;
+        Some(mfpipe_fusion::search::Space { dims: dims.clone() })
+    }
+
     pub fn check(&self) -> Result<()> {
         if !(self.validation > 0.0 && self.validation < 1.0) {
             bail!(
@@ -453,8 +459,7 @@ impl RunConfig {
                 if methods.is_empty() || methods.contains(&SearchMethod::None) {
                     bail!("study.methods must list search methods (grid, random, median, sha, hyperband)");
                 }
-                if !self.search.space.contains_key(model) && !self.search.space.contains_key(&kind)
-                {
+                if self.search.space_for(model, &kind).is_none() {
                     bail!("study.model {model:?} has no search.space entry to search over");
                 }
                 if *n_hf < 3 {

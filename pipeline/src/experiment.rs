@@ -96,12 +96,7 @@ impl Plan {
         if self.search.method == SearchMethod::None {
             return None;
         }
-        let dims = self
-            .search
-            .space
-            .get(&m.label)
-            .or_else(|| self.search.space.get(&m.kind))?;
-        Some(Space { dims: dims.clone() })
+        self.search.space_for(&m.label, &m.kind)
     }
 }
 
@@ -114,37 +109,21 @@ pub struct Fit {
     pub error: Option<String>,
 }
 
-/// Fit one model (after a search on the training data, if `space` is given) and predict
-/// `x_test`. A fit whose training goes non-finite is returned as diverged, not as an error.
+/// Fit one model with `params` and predict `x_test`. `search` is the summary of the search
+/// that chose `params`, if one did (recorded under `hyperparameters.search`). A fit whose
+/// training goes non-finite is returned as diverged, not as an error.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_one(
     kind: &str,
     params: &serde_json::Value,
-    space: Option<&Space>,
-    search: &SearchConfig,
+    search: Option<serde_json::Value>,
     train: &MfTrainSet,
     seed: u64,
     budget: Budget,
     x_test: ndarray::ArrayView2<f64>,
 ) -> Result<Fit> {
     let t0 = Instant::now();
-    let (params, summary) = match space {
-        Some(space) => {
-            let t = tuning::tune(
-                kind,
-                params,
-                space,
-                search,
-                search.method,
-                train,
-                seed,
-                budget,
-            )?;
-            (t.params, Some(t.summary))
-        }
-        None => (params.clone(), None),
-    };
-    let mut model = registry::build(kind, &params)?;
+    let mut model = registry::build(kind, params)?;
     let mut ctx = FitContext {
         seed,
         budget,
@@ -158,7 +137,7 @@ pub fn fit_one(
         Err(e @ FusionError::Diverged { .. }) => (params.clone(), Some(e.to_string())),
         Err(e) => return Err(e.into()),
     };
-    if let Some(s) = summary {
+    if let Some(s) = search {
         if !hyperparameters.is_object() {
             hyperparameters = serde_json::json!({});
         }
@@ -182,6 +161,36 @@ pub fn fit_one(
         hyperparameters,
         error: None,
     })
+}
+
+/// Search `space` with `method` on `train` alone ([`tuning::tune`]), then [`fit_one`] the
+/// choice; `fit_seconds` includes the search. Also returns the search's timed trials.
+#[allow(clippy::too_many_arguments)]
+pub fn search_and_fit(
+    kind: &str,
+    params: &serde_json::Value,
+    space: &Space,
+    search: &SearchConfig,
+    method: SearchMethod,
+    train: &MfTrainSet,
+    seed: u64,
+    budget: Budget,
+    x_test: ndarray::ArrayView2<f64>,
+) -> Result<(Fit, Vec<tuning::TimedTrial>)> {
+    let t0 = Instant::now();
+    let t = tuning::tune(kind, params, space, search, method, train, seed, budget)?;
+    let searched = t0.elapsed().as_secs_f64();
+    let mut fit = fit_one(
+        kind,
+        &t.params,
+        Some(t.summary),
+        train,
+        seed,
+        budget,
+        x_test,
+    )?;
+    fit.fit_seconds += searched;
+    Ok((fit, t.trials))
 }
 
 /// Everything the report needs besides the records.
@@ -393,34 +402,46 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         .par_iter()
         .map(|j| {
             let train = data.train_set(j.n_lf, j.n_hf, j.seed)?;
-            let space = plan.space(j.model);
+            let (kind, seed, budget) = (&j.model.kind, j.seed, plan.budget);
             let cell = by_cell.get(&(j.model.label.clone(), j.n_lf, j.n_hf));
-            let (params, space) = match cell {
-                Some((params, _)) => (params, None),
-                None => (&j.model.params, space),
-            };
-            let mut fit = fit_one(
-                &j.model.kind,
-                params,
-                space.as_ref(),
-                &plan.search,
-                &train,
-                j.seed,
-                plan.budget,
-                x_test.view(),
-            )
+            let fit = match (cell, plan.space(j.model)) {
+                (Some((params, summary)), _) => fit_one(
+                    kind,
+                    params,
+                    Some(summary.clone()),
+                    &train,
+                    seed,
+                    budget,
+                    x_test.view(),
+                ),
+                (None, Some(space)) => search_and_fit(
+                    kind,
+                    &j.model.params,
+                    &space,
+                    &plan.search,
+                    plan.search.method,
+                    &train,
+                    seed,
+                    budget,
+                    x_test.view(),
+                )
+                .map(|(fit, _)| fit),
+                (None, None) => fit_one(
+                    kind,
+                    &j.model.params,
+                    None,
+                    &train,
+                    seed,
+                    budget,
+                    x_test.view(),
+                ),
+            }
             .with_context(|| {
                 format!(
                     "{} with n_lf={} n_hf={} seed={}",
                     j.model.label, j.n_lf, j.n_hf, j.seed
                 )
             })?;
-            if let Some((_, summary)) = cell {
-                if !fit.hyperparameters.is_object() {
-                    fit.hyperparameters = serde_json::json!({});
-                }
-                fit.hyperparameters["search"] = summary.clone();
-            }
             progress.advance(1);
             let record = Record::new(
                 &ds.meta.problem,

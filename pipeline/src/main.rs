@@ -577,8 +577,7 @@ fn train_and_report(
     let outcome = experiment::run(ds, &plan, &bar)?;
     let wall = t0.elapsed().as_secs_f64();
     let w = report::write(out, ds, path, &plan, &outcome, wall)?;
-    std::fs::write(out.join("config.toml"), toml::to_string(cfg)?)
-        .with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+    report::write_text(&out.join("config.toml"), &toml::to_string(cfg)?)?;
     bar.finish();
     note(format!(
         "trained {} fits in {wall:.1} s; wrote {} in {}",
@@ -668,8 +667,7 @@ fn run(a: RunArgs) -> Result<()> {
     };
     bar.finish();
     if let Some(files) = files {
-        std::fs::write(out.join("config.toml"), toml::to_string(&cfg)?)
-            .with_context(|| format!("cannot write {}", out.join("config.toml").display()))?;
+        report::write_text(&out.join("config.toml"), &toml::to_string(&cfg)?)?;
         note(format!("wrote {} in {}", files.join(", "), out.display()));
     }
     note(format!(

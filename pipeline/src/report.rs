@@ -19,10 +19,32 @@ fn spread(v: &[f64]) -> (f64, f64, f64) {
     )
 }
 
-fn std(v: &[f64]) -> f64 {
+/// Mean and (population) standard deviation of the finite values; NaN when there are none
+/// (every fit diverged).
+pub fn finite_mean_std(v: &[f64]) -> (f64, f64) {
     let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     let m = v.iter().sum::<f64>() / v.len() as f64;
-    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
+    let s = (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt();
+    (m, s)
+}
+
+/// A searched configuration (`hyperparameters.search.chosen`, or any name -> number map) as
+/// `name=value, ...`.
+pub fn fmt_config(chosen: &serde_json::Value) -> String {
+    chosen
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| format!("{k}={:.3e}", v.as_f64().unwrap_or(f64::NAN)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Write an output file, naming it in the error.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Records of one (model, n_lf, n_hf).
@@ -59,8 +81,10 @@ pub fn write(
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut files = Vec::new();
     let results = dir.join("results.json");
-    std::fs::write(&results, serde_json::to_string_pretty(&out.records)? + "\n")
-        .with_context(|| format!("cannot write {}", results.display()))?;
+    write_text(
+        &results,
+        &(serde_json::to_string_pretty(&out.records)? + "\n"),
+    )?;
     files.push("results.json".to_string());
 
     let problem = &ds.meta.problem;
@@ -214,7 +238,7 @@ pub fn write(
         let _ = writeln!(
             md,
             "| {model} | {n_lf} | {n_hf} | {m:.4e} ± {:.1e} | {:.4} | {:.5} | {:.4e} | {:.2} | {} of {} |",
-            std(&rmse),
+            finite_mean_std(&rmse).1,
             spread(&col(|r| r.nrmse)).0,
             spread(&col(|r| r.r2)).0,
             spread(&col(|r| r.mae)).0,
@@ -262,15 +286,7 @@ pub fn write(
         );
         for r in searched {
             let x = &r.hyperparameters["search"];
-            let chosen = x["chosen"]
-                .as_object()
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| format!("{k}={:.3e}", v.as_f64().unwrap_or(f64::NAN)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
+            let chosen = fmt_config(&x["chosen"]);
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {chosen} | {:.4e} | {} | {:.1} | {:.4e} |",
@@ -285,8 +301,7 @@ pub fn write(
             );
         }
     }
-    std::fs::write(dir.join("report.md"), md)
-        .with_context(|| format!("cannot write {}", dir.join("report.md").display()))?;
+    write_text(&dir.join("report.md"), &md)?;
     files.push("report.md".into());
     Ok(Written { files })
 }

@@ -5,8 +5,9 @@
 //! counts), see configs/burgers-fig3.toml.
 
 use crate::config::{GridAxis, RunConfig, SearchMethod};
-use crate::experiment::{fit_one, Data, Record};
+use crate::experiment::{fit_one, search_and_fit, Data, Record};
 use crate::plots::{self, Series};
+use crate::report::{finite_mean_std, fmt_config, write_text};
 use crate::tuning::{self, TimedTrial};
 use anyhow::{Context, Result};
 use mfpipe_data::dataset::Dataset;
@@ -25,28 +26,15 @@ pub struct Levels {
 }
 
 fn write_records(dir: &Path, records: &[Record]) -> Result<()> {
-    let path = dir.join("results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(records)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))
+    write_text(
+        &dir.join("results.json"),
+        &(serde_json::to_string_pretty(records)? + "\n"),
+    )
 }
 
-fn write_report(dir: &Path, md: &str) -> Result<()> {
-    let path = dir.join("report.md");
-    std::fs::write(&path, md).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    let m = v.iter().sum::<f64>() / v.len() as f64;
-    let s = (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt();
-    (m, s)
-}
-
-fn fmt_config(c: &Config) -> String {
-    c.iter()
-        .map(|(k, v)| format!("{k}={v:.3e}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// A grid point as `name=value, ...`.
+fn fmt_combo(c: &Config) -> String {
+    fmt_config(&serde_json::to_value(c).expect("numbers serialise"))
 }
 
 /// DMF Fig. 4: every combination of the grid's values, fitted with that configuration (no
@@ -88,17 +76,8 @@ pub fn sensitivity(
         .map(|&(c, seed)| {
             let train = data.train_set(n_lf, n_hf, seed)?;
             let p = tuning::merge(&params, &combos[c], &space);
-            let fit = fit_one(
-                &kind,
-                &p,
-                None,
-                &cfg.search,
-                &train,
-                seed,
-                budget,
-                data.x_test.view(),
-            )
-            .with_context(|| format!("{model} with {}", fmt_config(&combos[c])))?;
+            let fit = fit_one(&kind, &p, None, &train, seed, budget, data.x_test.view())
+                .with_context(|| format!("{model} with {}", fmt_combo(&combos[c])))?;
             progress.advance(1);
             Ok(Record::new(
                 &ds.meta.problem,
@@ -120,7 +99,7 @@ pub fn sensitivity(
                 .iter()
                 .map(|r| r.rmse)
                 .collect();
-            let (m, s) = mean_std(&r);
+            let (m, s) = finite_mean_std(&r);
             (m, s, r.iter().filter(|x| !x.is_finite()).count())
         })
         .collect();
@@ -205,12 +184,12 @@ pub fn sensitivity(
         let _ = writeln!(
             md,
             "\nBest: {} ({:.4e}); worst finite: {worst:.4e}, {:.1}x the best.",
-            fmt_config(&combos[b]),
+            fmt_combo(&combos[b]),
             stats[b].0,
             worst / stats[b].0
         );
     }
-    write_report(dir, &md)?;
+    write_text(&dir.join("report.md"), &md)?;
     Ok(vec![
         "results.json".into(),
         "sensitivity.png".into(),
@@ -235,19 +214,17 @@ pub fn searchers(
     let data = Data::new(ds, levels.lf, levels.hf, cfg.protocol.n_test, n_lf, n_hf)?;
     let n_lf = if data.single { 0 } else { n_lf };
     let train = data.train_set(n_lf, n_hf, seed)?;
-    let dims = cfg
+    let space = cfg
         .search
-        .space
-        .get(model)
-        .or_else(|| cfg.search.space.get(&kind))
+        .space_for(model, &kind)
         .context("no search.space for the study's model")?;
-    let space = Space { dims: dims.clone() };
+    let dims = &space.dims;
     progress.start("searchers", methods.len() as u64);
     let mut rows = Vec::new();
     let mut series = Vec::new();
     let mut records = Vec::new();
     for &method in methods {
-        let t = tuning::tune(
+        let (fit, trials) = search_and_fit(
             &kind,
             &params,
             &space,
@@ -256,30 +233,23 @@ pub fn searchers(
             &train,
             seed,
             budget,
+            data.x_test.view(),
         )
         .with_context(|| format!("{} search", method.name()))?;
-        let search_s = t.summary["seconds"].as_f64().unwrap_or(0.0);
-        let fit = fit_one(
-            &kind,
-            &t.params,
-            None,
-            &cfg.search,
-            &train,
-            seed,
-            budget,
-            data.x_test.view(),
-        )?;
-        let mut rec = Record::new(
+        let rec = Record::new(
             &ds.meta.problem,
             &format!("{model} ({})", method.name()),
             (n_lf, n_hf, seed),
             &fit,
             data.y_test.view(),
         );
-        rec.fit_seconds += search_s;
-        rec.hyperparameters["search"] = t.summary.clone();
-        series.push(best_so_far(method.name(), &t.trials));
-        rows.push((method, t.summary, rec.rmse, rec.fit_seconds));
+        series.push(best_so_far(method.name(), &trials));
+        rows.push((
+            method,
+            rec.hyperparameters["search"].clone(),
+            rec.rmse,
+            rec.fit_seconds,
+        ));
         records.push(rec);
         progress.advance(1);
     }
@@ -313,15 +283,7 @@ pub fn searchers(
     let _ = writeln!(md, "![search methods](searchers.png)\n");
     let _ = writeln!(md, "| method | evaluations | budget (units) | search + refit s | chosen | validation RMSE | test RMSE |\n|---|---|---|---|---|---|---|");
     for (method, summary, rmse, secs) in &rows {
-        let chosen = summary["chosen"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| format!("{k}={:.2e}", v.as_f64().unwrap_or(f64::NAN)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_else(|| "-".into());
+        let chosen = fmt_config(&summary["chosen"]);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {secs:.1} | {chosen} | {:.4e} | {rmse:.4e} |",
@@ -331,7 +293,7 @@ pub fn searchers(
             summary["validation_rmse"].as_f64().unwrap_or(f64::NAN),
         );
     }
-    write_report(dir, &md)?;
+    write_text(&dir.join("report.md"), &md)?;
     Ok(vec![
         "results.json".into(),
         "searchers.png".into(),

@@ -13,9 +13,10 @@
 //! measurement uses the costs recorded in the dataset (or given with `--costs`), so a rerun
 //! on the same dataset, or with the same `--costs`, reproduces every number bit for bit.
 
-use crate::config::{RunConfig, SearchMethod};
+use crate::config::RunConfig;
 use crate::experiment::{fit_one, Data, Record};
 use crate::plots::{self, Series};
+use crate::report::{finite_mean_std, write_text};
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::Dataset;
 use mfpipe_data::design::{self, DesignKind};
@@ -216,18 +217,6 @@ pub struct Point {
     pub pareto: bool,
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if f.is_empty() {
-        return (f64::INFINITY, f64::NAN);
-    }
-    let m = f.iter().sum::<f64>() / f.len() as f64;
-    (
-        m,
-        (f.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / f.len() as f64).sqrt(),
-    )
-}
-
 /// Mark the points no other point beats in both cost and mean error.
 fn mark_pareto(points: &mut [Point]) {
     let snapshot: Vec<(f64, f64)> = points.iter().map(|p| (p.cost_s, p.rmse_mean)).collect();
@@ -301,8 +290,6 @@ pub fn study(
     let max_lf = plan.iter().map(|s| s.n_lf).max().unwrap_or(0);
     let max_hf = plan.iter().map(|s| s.n_hf).max().unwrap_or(0);
     let data = Data::new(ds, lf_level, hf_level, t.n_test, max_lf, max_hf)?;
-    let mut search = cfg.search.clone();
-    search.method = SearchMethod::None;
     let mut jobs = Vec::new();
     for (k, s) in plan.iter().enumerate() {
         let models: Vec<&String> = if s.n_lf == 0 {
@@ -327,7 +314,6 @@ pub fn study(
                 &kind,
                 &params,
                 None,
-                &search,
                 &train,
                 *seed,
                 budget,
@@ -353,7 +339,7 @@ pub fn study(
         .map(|(r, j)| {
             let s = &plan[j[0].0];
             let rmse: Vec<f64> = r.iter().map(|r| r.rmse).collect();
-            let (m, sd) = mean_std(&rmse);
+            let (m, sd) = finite_mean_std(&rmse);
             Point {
                 budget_s: s.budget_s,
                 model: j[0].1.clone(),
@@ -392,16 +378,14 @@ pub fn study(
         points: &points,
         recommendation: &recommendation,
     };
-    std::fs::write(
-        dir.join("tradeoff.json"),
-        serde_json::to_string_pretty(&summary)? + "\n",
-    )
-    .with_context(|| format!("cannot write {}", dir.join("tradeoff.json").display()))?;
-    std::fs::write(
-        dir.join("results.json"),
-        serde_json::to_string_pretty(&recs)? + "\n",
-    )
-    .with_context(|| format!("cannot write {}", dir.join("results.json").display()))?;
+    write_text(
+        &dir.join("tradeoff.json"),
+        &(serde_json::to_string_pretty(&summary)? + "\n"),
+    )?;
+    write_text(
+        &dir.join("results.json"),
+        &(serde_json::to_string_pretty(&recs)? + "\n"),
+    )?;
 
     // Ladder plot: error vs cost per level (the reference level has no error of its own).
     let ladder_pts: Vec<(f64, f64, f64, f64)> = rungs
@@ -538,8 +522,7 @@ pub fn study(
             r.budget_s, r.rmse_mean, r.rmse_std
         );
     }
-    std::fs::write(dir.join("report.md"), md)
-        .with_context(|| format!("cannot write {}", dir.join("report.md").display()))?;
+    write_text(&dir.join("report.md"), &md)?;
     Ok(vec![
         "tradeoff.json".into(),
         "results.json".into(),
