@@ -1,16 +1,27 @@
 //! Mutation fuzzing of the HDF5 reader: valid mfpipe files with random byte flips, zeroed
-//! runs, truncations and copied blocks must give `Ok` or a `DataError`, never a panic.
+//! runs, truncations and copied blocks must give `Ok` or a one-line `DataError`, never a panic.
 //!
 //! `cargo test` runs a short, fixed set of cases (MFPIPE_FUZZ_CASES, default 300, starting at
-//! case MFPIPE_FUZZ_START, default 600; case k always mutates the same way). `scripts/fuzz` runs
-//! millions of cases in chunks, each chunk a process under a time limit, because a corrupted
-//! file can make libhdf5 itself loop (see BENCHMARKS.md); such chunks are reported as hangs.
+//! case MFPIPE_FUZZ_START, default 600; case k always mutates the same way).
+//!
+//! `scripts/fuzz` runs millions of cases through the ignored `fuzz_drive` test. libhdf5 itself
+//! (C, below our reader) segfaults or loops forever on about one mutated file in a hundred, so
+//! the driver runs the cases in child processes (`fuzz_child`), one case after another, and when
+//! a child dies or its watchdog sees a case run for too long, it records that case as a libhdf5
+//! crash or hang and starts a new child at the next case. Every case is thus tried exactly once
+//! and classified. The `pipeline` binary reads every dataset in a child first for the same
+//! reason (see `pipeline/src/isolate.rs`).
 
 use mfpipe_data::dataset::{Dataset, LevelData, Meta};
 use mfpipe_data::{h5, Axis};
 use ndarray::{array, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -118,30 +129,240 @@ fn cases_that_found_bugs_stay_fixed() {
     }
 }
 
+/// The valid file every case mutates.
+fn base_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let good = dir.join("good.h5");
+    h5::write(&good, &base()).unwrap();
+    assert_eq!(h5::read(&good).unwrap(), base());
+    std::fs::read(&good).unwrap()
+}
+
+/// The mutated file of case `k`.
+fn case_bytes(bytes: &[u8], k: u64) -> Vec<u8> {
+    mutate(bytes, &mut ChaCha8Rng::seed_from_u64(k))
+}
+
+/// What reading one mutated file gave.
+enum Outcome {
+    Read,
+    Error,
+    MultiLineError,
+    Panic,
+}
+
+fn read_case(path: &std::path::Path, bytes: &[u8], k: u64) -> Outcome {
+    std::fs::write(path, case_bytes(bytes, k)).unwrap();
+    match std::panic::catch_unwind(|| h5::read(path)) {
+        Ok(Ok(_)) => Outcome::Read,
+        // Errors are one line, as the CLI prints them.
+        Ok(Err(e)) if e.to_string().contains('\n') => Outcome::MultiLineError,
+        Ok(Err(_)) => Outcome::Error,
+        Err(_) => Outcome::Panic,
+    }
+}
+
 fn run(start: u64, cases: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.h5");
-    h5::write(&good, &base()).unwrap();
-    let bytes = std::fs::read(&good).unwrap();
-    assert_eq!(h5::read(&good).unwrap(), base());
+    let bytes = base_bytes(dir.path());
     let path = dir.path().join("case.h5");
-    let (mut ok, mut err, mut panics) = (0u64, 0u64, Vec::new());
+    let (mut ok, mut err, mut bad) = (0u64, 0u64, Vec::new());
     for k in start..start + cases {
-        let mut rng = ChaCha8Rng::seed_from_u64(k);
-        std::fs::write(&path, mutate(&bytes, &mut rng)).unwrap();
-        match std::panic::catch_unwind(|| h5::read(&path)) {
-            Ok(Ok(_)) => ok += 1,
-            Ok(Err(e)) => {
-                // Errors are one line, as the CLI prints them.
-                assert!(!e.to_string().contains('\n'), "case {k}: {e}");
-                err += 1
-            }
-            Err(_) => panics.push(k),
+        match read_case(&path, &bytes, k) {
+            Outcome::Read => ok += 1,
+            Outcome::Error => err += 1,
+            Outcome::MultiLineError | Outcome::Panic => bad.push(k),
         }
     }
     println!(
-        "hdf5 reader: {cases} cases from {start}: {ok} read, {err} errors, {} panics",
-        panics.len()
+        "hdf5 reader: {cases} cases from {start}: {ok} read, {err} errors, {} panics or multi-line errors",
+        bad.len()
     );
-    assert!(panics.is_empty(), "cases that panicked: {panics:?}");
+    assert!(
+        bad.is_empty(),
+        "cases that panicked or gave a multi-line error: {bad:?}"
+    );
+}
+
+/// One child of [`fuzz_drive`]: reads cases MFPIPE_FUZZ_START.. in order, announcing each on
+/// stdout before reading it, so that the driver knows which case killed it. A watchdog aborts
+/// the process when one case runs longer than MFPIPE_FUZZ_HANG_MS (a libhdf5 loop: the thread
+/// inside libhdf5 cannot be stopped any other way).
+#[test]
+#[ignore = "run by fuzz_drive"]
+fn fuzz_child() {
+    let (start, cases) = (env("MFPIPE_FUZZ_START", 0), env("MFPIPE_FUZZ_CASES", 0));
+    let hang = Duration::from_millis(env("MFPIPE_FUZZ_HANG_MS", 200));
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = base_bytes(dir.path());
+    let path = dir.path().join("case.h5");
+    // The case being read and when it started (ms since `t0`); u64::MAX = between cases.
+    let t0 = Instant::now();
+    let current = Arc::new((AtomicU64::new(u64::MAX), AtomicU64::new(0)));
+    let watch = current.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(hang / 4);
+        let k = watch.0.load(Ordering::SeqCst);
+        let since = watch.1.load(Ordering::SeqCst);
+        if k != u64::MAX && t0.elapsed().as_millis() as u64 > since + hang.as_millis() as u64 {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "hang {k}");
+            let _ = out.flush();
+            std::process::abort();
+        }
+    });
+    let mut out = std::io::stdout();
+    for k in start..start + cases {
+        writeln!(out, "case {k}").unwrap();
+        out.flush().unwrap();
+        current
+            .1
+            .store(t0.elapsed().as_millis() as u64, Ordering::SeqCst);
+        current.0.store(k, Ordering::SeqCst);
+        let outcome = read_case(&path, &bytes, k);
+        current.0.store(u64::MAX, Ordering::SeqCst);
+        match outcome {
+            Outcome::Read | Outcome::Error => {}
+            Outcome::MultiLineError => writeln!(out, "multiline {k}").unwrap(),
+            Outcome::Panic => writeln!(out, "panic {k}").unwrap(),
+        }
+    }
+    writeln!(out, "finished").unwrap();
+}
+
+/// Classified cases. The cases a child returned from are counted only as a total (a child
+/// that dies does not report them), so `fuzz_drive` derives it.
+#[derive(Default)]
+struct Tally {
+    panics: Vec<u64>,
+    multiline: Vec<u64>,
+    crashes: Vec<(u64, String)>,
+    hangs: Vec<u64>,
+}
+
+/// Cases [start, end) in children, a new child after each case that kills one.
+fn drive_range(start: u64, end: u64, hang_ms: u64) -> Tally {
+    let exe = std::env::current_exe().unwrap();
+    let mut t = Tally::default();
+    let mut next = start;
+    while next < end {
+        let mut child = Command::new(&exe)
+            .args(["fuzz_child", "--exact", "--ignored", "--nocapture"])
+            .env("MFPIPE_FUZZ_START", next.to_string())
+            .env("MFPIPE_FUZZ_CASES", (end - next).to_string())
+            .env("MFPIPE_FUZZ_HANG_MS", hang_ms.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (mut last, mut hung, mut finished) = (None, None, false);
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let mut w = line.split_whitespace();
+            let (tag, a) = (w.next(), w.next());
+            let num = |s: Option<&str>| s.and_then(|s| s.parse::<u64>().ok());
+            match tag {
+                Some("case") => last = num(a),
+                Some("hang") => hung = num(a),
+                Some("panic") => t.panics.extend(num(a)),
+                Some("multiline") => t.multiline.extend(num(a)),
+                Some("finished") => finished = true,
+                _ => {}
+            }
+        }
+        let status = child.wait().unwrap();
+        if finished && status.success() {
+            break;
+        }
+        let k = last.expect("the child died before its first case");
+        if hung == Some(k) {
+            t.hangs.push(k);
+        } else {
+            use std::os::unix::process::ExitStatusExt;
+            let how = match status.signal() {
+                Some(11) => "SIGSEGV".to_string(),
+                Some(6) => "SIGABRT".to_string(),
+                Some(7) => "SIGBUS".to_string(),
+                Some(s) => format!("signal {s}"),
+                None => format!("exit {}", status.code().unwrap_or(-1)),
+            };
+            t.crashes.push((k, how));
+        }
+        next = k + 1;
+    }
+    t
+}
+
+/// The long run (`scripts/fuzz`): MFPIPE_FUZZ_CASES cases from MFPIPE_FUZZ_START over
+/// MFPIPE_FUZZ_WORKERS parallel children. Prints one summary line, writes the cases on which
+/// libhdf5 crashed or hung to MFPIPE_FUZZ_BAD (one `k kind` per line) and, with
+/// MFPIPE_FUZZ_KEEP=dir, their files (so the `pipeline` guard can be checked on them).
+#[test]
+#[ignore = "long; run by scripts/fuzz"]
+fn fuzz_drive() {
+    let start = env("MFPIPE_FUZZ_START", 0);
+    let cases = env("MFPIPE_FUZZ_CASES", 10_000);
+    let workers = env("MFPIPE_FUZZ_WORKERS", 2).max(1);
+    let hang_ms = env("MFPIPE_FUZZ_HANG_MS", 200);
+    let t0 = Instant::now();
+    let per = cases.div_ceil(workers);
+    let tallies: Vec<Tally> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let a = start + w * per;
+                let b = (a + per).min(start + cases);
+                s.spawn(move || drive_range(a, b, hang_ms))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut t = Tally::default();
+    for x in tallies {
+        t.panics.extend(x.panics);
+        t.multiline.extend(x.multiline);
+        t.crashes.extend(x.crashes);
+        t.hangs.extend(x.hangs);
+    }
+    // Cases counted by children that died are not in read/errors: derive them from the total.
+    let classified = t.panics.len() + t.multiline.len() + t.crashes.len() + t.hangs.len();
+    let completed = cases - classified as u64;
+    println!(
+        "hdf5 reader: {cases} cases from {start} in {:.0} s: {completed} returned (Ok or a one-line error), \
+         {} panics, {} multi-line errors; libhdf5 crashed on {} and hung on {}",
+        t0.elapsed().as_secs_f64(),
+        t.panics.len(),
+        t.multiline.len(),
+        t.crashes.len(),
+        t.hangs.len()
+    );
+    let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, how) in &t.crashes {
+        *kinds.entry(how.as_str()).or_default() += 1;
+    }
+    println!("libhdf5 crashes by signal: {kinds:?}");
+    if let Ok(list) = std::env::var("MFPIPE_FUZZ_BAD") {
+        let mut text = String::new();
+        for (k, how) in &t.crashes {
+            text += &format!("{k} {how}\n");
+        }
+        for k in &t.hangs {
+            text += &format!("{k} hang\n");
+        }
+        std::fs::write(list, text).unwrap();
+    }
+    if let Ok(keep) = std::env::var("MFPIPE_FUZZ_KEEP") {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = base_bytes(dir.path());
+        std::fs::create_dir_all(&keep).unwrap();
+        let ks = t.crashes.iter().map(|c| c.0).chain(t.hangs.iter().copied());
+        for k in ks {
+            let p = std::path::Path::new(&keep).join(format!("case-{k}.h5"));
+            std::fs::write(p, case_bytes(&bytes, k)).unwrap();
+        }
+    }
+    assert!(t.panics.is_empty(), "cases that panicked: {:?}", t.panics);
+    assert!(
+        t.multiline.is_empty(),
+        "cases with a multi-line error: {:?}",
+        t.multiline
+    );
 }

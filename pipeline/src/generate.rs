@@ -122,7 +122,8 @@ pub fn generate(
                 out.display()
             );
         }
-        let old = h5::read(out).with_context(|| format!("cannot resume {}", out.display()))?;
+        let old = crate::isolate::read(out)
+            .with_context(|| format!("cannot resume {}", out.display()))?;
         if !same_run(&ds, &old) {
             bail!("cannot resume {}: it was generated with a different problem, seed, design, levels or sample counts", out.display());
         }

@@ -5,6 +5,7 @@ mod experiment;
 #[cfg(test)]
 mod fuzz;
 mod generate;
+mod isolate;
 mod plots;
 mod progress;
 mod report;
@@ -56,6 +57,10 @@ enum Cmd {
     /// Cost/accuracy trade-off: the fidelity ladder, budgeted fusion, Pareto front and a
     /// recommended LF/HF split per budget.
     Tradeoff(TradeoffArgs),
+    /// Read a dataset and exit 0 (read), 1 (error) or die with libhdf5: the child side of
+    /// `isolate::read`.
+    #[command(name = "probe-read", hide = true)]
+    ProbeRead { path: PathBuf },
 }
 
 #[derive(Args)]
@@ -268,6 +273,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Run(a) => run(a),
         Cmd::Bench(a) => bench(a),
         Cmd::Tradeoff(a) => tradeoff(a),
+        Cmd::ProbeRead { path } => isolate::probe_main(&path),
     }
 }
 
@@ -492,7 +498,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    let ds = h5::read(&a.dataset)?;
+    let ds = isolate::read(&a.dataset)?;
     ds.require_complete(&a.dataset.display().to_string())?;
     let mut cfg = match &a.config {
         Some(p) => RunConfig::load(p)?,
@@ -688,7 +694,7 @@ fn ensure_dataset(
 ) -> Result<mfpipe_data::dataset::Dataset> {
     let t0 = Instant::now();
     let expected = generate::skeleton(sim, spec)?;
-    Ok(match h5::read(path) {
+    Ok(match isolate::read(path) {
         Ok(ds) if generate::same_run(&expected, &ds) && ds.require_complete("").is_ok() => {
             note(format!("using existing dataset {}", path.display()));
             ds
@@ -701,7 +707,12 @@ fn ensure_dataset(
             "{} exists but was generated with other settings; remove it or pass another --out",
             path.display()
         ),
-        Err(mfpipe_data::DataError::Missing { .. }) => {
+        Err(e)
+            if matches!(
+                e.downcast_ref::<mfpipe_data::DataError>(),
+                Some(mfpipe_data::DataError::Missing { .. })
+            ) =>
+        {
             let s = generate::generate(sim, spec, path, false)?;
             note(format!(
                 "generated {} ({} samples) in {:.2} s",
@@ -711,7 +722,7 @@ fn ensure_dataset(
             ));
             s.dataset
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     })
 }
 
@@ -769,7 +780,7 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
     let t0 = Instant::now();
     let bar = progress::Bar::new();
     let rungs = tradeoff::ladder(sim.as_ref(), t.ladder_samples, cfg.data.seed, &bar)?;
-    let existing = h5::read(&path).ok();
+    let existing = isolate::read(&path).ok();
     let recorded = existing.as_ref().and_then(|d| {
         Some((
             tradeoff::recorded_cost(d, lf)?,
@@ -912,7 +923,7 @@ fn merge(a: MergeArgs) -> Result<()> {
     let shards = a
         .shards
         .iter()
-        .map(|p| Ok((p.display().to_string(), h5::read(p)?)))
+        .map(|p| Ok((p.display().to_string(), isolate::read(p)?)))
         .collect::<Result<Vec<_>>>()?;
     let merged = generate::merge(&shards)?;
     if a.out.exists() {
@@ -932,7 +943,7 @@ fn merge(a: MergeArgs) -> Result<()> {
 }
 
 fn check(a: CheckArgs) -> Result<()> {
-    let ds = h5::read(&a.dataset)?;
+    let ds = isolate::read(&a.dataset)?;
     let m = &ds.meta;
     println!(
         "{}: schema mfpipe/1, problem {}, design {}, seed {}, generator {}",
@@ -978,7 +989,7 @@ fn check(a: CheckArgs) -> Result<()> {
         );
     }
     if let Some(other) = &a.same_as {
-        let b = h5::read(other)?;
+        let b = isolate::read(other)?;
         if !ds.same_content(&b) {
             bail!(
                 "{} and {} differ in content",

@@ -264,3 +264,39 @@ fn bad_datasets_are_one_line() {
     }
     fails_in(d.path(), &["train", "noschema.h5"], "expected \"mfpipe/1\"");
 }
+
+/// libhdf5 segfaults on some damaged files and loops forever on others (both files are cases
+/// of the HDF5 fuzzer, `scripts/fuzz`). `pipeline` reads in a child first, so the user gets
+/// one line and exit 1 instead of a dead or stuck process.
+#[test]
+fn files_that_crash_or_hang_libhdf5_are_one_line() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for (file, needle) in [
+        ("libhdf5-segfault.h5", "crashed on it"),
+        ("libhdf5-loop.h5", "did not finish in 2 s"),
+    ] {
+        let d = tmp();
+        std::fs::copy(fixtures.join(file), d.path().join(file)).unwrap();
+        let t0 = std::time::Instant::now();
+        let o = std::process::Command::new(mfpipe_tests::pipeline_bin())
+            .args(["check", file])
+            .current_dir(d.path())
+            .env("MFPIPE_READ_TIMEOUT", "2")
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{file}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{file}: {err}");
+        assert!(err.contains(file), "{file}: {err}");
+        // Another libhdf5 build may read the file to an ordinary error instead; Debian's
+        // 1.10.8 (what scripts/setup installs) crashes or loops, which `needle` names.
+        println!(
+            "{file}: {} ({:.1} s)",
+            err.trim_end(),
+            t0.elapsed().as_secs_f64()
+        );
+        if !err.contains(needle) {
+            println!("{file}: this libhdf5 did not crash or loop on it");
+        }
+    }
+}
