@@ -4,6 +4,7 @@
 //! model is one module under `models/` plus one line in [`registry`].
 
 pub mod dmf;
+pub mod gp;
 pub mod mlp;
 pub mod models;
 pub mod prep;
@@ -32,6 +33,8 @@ pub enum FusionError {
         epoch: usize,
         loss: f64,
     },
+    #[error("model {model}: {what}")]
+    Numerical { model: String, what: String },
     #[error("model {model}: predict called before fit")]
     NotFitted { model: String },
     #[error("model {model}: inputs have {got} columns, expected {expected}")]
@@ -160,4 +163,9 @@ pub trait FusionModel: Send {
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport>;
     /// Predictions [N, D] at the highest fidelity for inputs [N, d].
     fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>>;
+    /// Predictive variances [N, D] of those predictions, for models that have them (the GP
+    /// baselines); `None` for point predictors.
+    fn predict_var(&self, _x: ArrayView2<f64>) -> Result<Option<Array2<f64>>> {
+        Ok(None)
+    }
 }

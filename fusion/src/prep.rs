@@ -70,6 +70,14 @@ impl OutputMap {
             None => &z * self.scale + &self.mean,
         }
     }
+    /// Variances of the decoded outputs [N, D] from independent coefficient variances [N, k].
+    pub fn decode_var(&self, v: ArrayView2<f64>) -> Array2<f64> {
+        let s2 = self.scale * self.scale;
+        match &self.pca {
+            Some(p) => v.dot(&p.components.t().mapv(|c| c * c)) * s2,
+            None => &v * s2,
+        }
+    }
 }
 
 /// Inputs are standardised column-wise.

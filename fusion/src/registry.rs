@@ -1,6 +1,7 @@
 //! Model names used by `--model`. Adding a model = one module + one arm here.
 
 use crate::models::dmf::{Dmf, Variant};
+use crate::models::{ar::Ar, gar::Gar, gp_hf::GpHf, nar::Nar};
 use crate::models::{mf_transfer::MfTransfer, nn_hf::NnHf};
 use crate::{FusionError, FusionModel, Result};
 
@@ -12,6 +13,10 @@ pub const NAMES: &[&str] = &[
     "dmf-2",
     "dmf-hf",
     "dmf-copy",
+    "gp-hf",
+    "ar",
+    "nar",
+    "gar",
 ];
 
 /// Build a model from its name and its hyperparameter table (missing keys take defaults;
@@ -47,6 +52,10 @@ pub fn build(name: &str, params: &serde_json::Value) -> Result<Box<dyn FusionMod
             Variant::Copy,
             serde_json::from_value(params).map_err(bad)?,
         )?),
+        "gp-hf" => Box::new(GpHf::new(serde_json::from_value(params).map_err(bad)?)?),
+        "ar" => Box::new(Ar::new(serde_json::from_value(params).map_err(bad)?)?),
+        "nar" => Box::new(Nar::new(serde_json::from_value(params).map_err(bad)?)?),
+        "gar" => Box::new(Gar::new(serde_json::from_value(params).map_err(bad)?)?),
         other => {
             return Err(FusionError::UnknownModel {
                 name: other.into(),

@@ -1,7 +1,11 @@
 //! The models. Each file is one model; [`crate::registry`] maps names to them.
 
+pub mod ar;
 pub mod dmf;
+pub mod gar;
+pub mod gp_hf;
 pub mod mf_transfer;
+pub mod nar;
 pub mod nn_hf;
 
 use crate::mlp::{self, Activation, Mlp};
@@ -132,4 +136,60 @@ impl Fitted {
 /// Stack two matrices vertically.
 pub(crate) fn vstack(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
     ndarray::concatenate(ndarray::Axis(0), &[a, b]).expect("same number of columns")
+}
+
+/// Inputs must have the width the model was fitted on.
+pub(crate) fn check_width(model: &str, x: ArrayView2<f64>, expected: usize) -> Result<()> {
+    if x.ncols() != expected {
+        return Err(FusionError::InputWidth {
+            model: model.into(),
+            got: x.ncols(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// A column of ones [n, 1]: the constant-mean regressor.
+pub(crate) fn ones(n: usize) -> Array2<f64> {
+    Array2::ones((n, 1))
+}
+
+/// Inputs and outputs of every level stacked (the maps of the fusion GPs are fitted on all
+/// training data, so that all levels share one coefficient space).
+pub(crate) fn stacked(train: &crate::MfTrainSet) -> (Array2<f64>, Array2<f64>) {
+    let xs: Vec<_> = train.levels.iter().map(|l| l.inputs.view()).collect();
+    let ys: Vec<_> = train.levels.iter().map(|l| l.outputs.view()).collect();
+    (
+        ndarray::concatenate(ndarray::Axis(0), &xs).expect("same input width"),
+        ndarray::concatenate(ndarray::Axis(0), &ys).expect("same output width"),
+    )
+}
+
+/// Every level needs at least `min` samples, and a fusion model at least two levels.
+pub(crate) fn check_levels(model: &str, train: &crate::MfTrainSet, min: usize) -> Result<()> {
+    if train.levels.len() < 2 {
+        return Err(FusionError::NotEnoughData {
+            model: model.into(),
+            what: "a low- and a high-fidelity level".into(),
+        });
+    }
+    if train.levels.iter().any(|l| l.inputs.nrows() < min) {
+        return Err(FusionError::NotEnoughData {
+            model: model.into(),
+            what: format!("at least {min} samples at every level"),
+        });
+    }
+    Ok(())
+}
+
+/// Field variances [N, D] from one latent variance per point [N] shared by all coefficients.
+pub(crate) fn field_var(om: &OutputMap, v: ndarray::Array1<f64>) -> Array2<f64> {
+    let n = v.len();
+    let per = v
+        .insert_axis(ndarray::Axis(1))
+        .broadcast((n, om.width()))
+        .expect("one variance per point")
+        .to_owned();
+    om.decode_var(per.view())
 }

@@ -1,0 +1,97 @@
+//! `gp-hf`: a Gaussian process on the high-fidelity data only (ARD squared-exponential
+//! kernel, constant mean, hyperparameters by maximum marginal likelihood) — the classic
+//! single-fidelity surrogate.
+
+use super::{check_width, field_var, ones};
+use crate::gp::{Gp, GpParams, Mean, Problem};
+use crate::prep::{InputMap, OutputMap};
+use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
+use ndarray::{Array2, ArrayView2};
+
+pub struct GpHf {
+    params: GpParams,
+    fitted: Option<(InputMap, OutputMap, Gp)>,
+}
+
+impl GpHf {
+    pub fn new(params: GpParams) -> Result<Self> {
+        params.check("gp-hf")?;
+        Ok(Self {
+            params,
+            fitted: None,
+        })
+    }
+
+    fn fitted(&self) -> Result<&(InputMap, OutputMap, Gp)> {
+        self.fitted.as_ref().ok_or(FusionError::NotFitted {
+            model: "gp-hf".into(),
+        })
+    }
+}
+
+impl FusionModel for GpHf {
+    fn name(&self) -> &'static str {
+        "gp-hf"
+    }
+
+    fn uses_low_fidelity(&self) -> bool {
+        false
+    }
+
+    fn tuned_epochs(&self) -> usize {
+        self.params.max_iters
+    }
+
+    fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
+        let hf = train.highest();
+        if hf.inputs.nrows() < 2 {
+            return Err(FusionError::NotEnoughData {
+                model: self.name().into(),
+                what: "at least 2 high-fidelity samples".into(),
+            });
+        }
+        let p = &self.params;
+        let [iters] = ctx.budget.phases([p.max_iters]);
+        let input_map = InputMap::fit(hf.inputs.view())?;
+        let output_map = OutputMap::fit(hf.outputs.view(), p.pca, p.pca_tol, p.max_components)?;
+        let x = input_map.transform(hf.inputs.view());
+        let y = output_map.encode(hf.outputs.view());
+        let mean = Mean::PerColumn(ones(x.nrows()));
+        ctx.progress.start("gp-hf", 1);
+        let gp = Problem::new(
+            self.name(),
+            vec![x.ncols()],
+            p.noise,
+            x.view(),
+            y.view(),
+            &mean,
+        )
+        .fit(p.restarts, iters, ctx.seed)?;
+        ctx.progress.finish();
+        let report = FitReport {
+            epochs: iters,
+            final_loss: -gp.lml,
+            hyperparameters: serde_json::json!({
+                "params": p,
+                "gp": gp.summary(),
+                "components": output_map.width(),
+            }),
+        };
+        self.fitted = Some((input_map, output_map, gp));
+        Ok(report)
+    }
+
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+        let (im, om, gp) = self.fitted()?;
+        check_width(self.name(), x, im.mean.len())?;
+        let (m, _) = gp.predict(im.transform(x).view(), &Mean::PerColumn(ones(x.nrows())));
+        Ok(om.decode(m.view()))
+    }
+
+    fn predict_var(&self, x: ArrayView2<f64>) -> Result<Option<Array2<f64>>> {
+        let (im, om, gp) = self.fitted()?;
+        check_width(self.name(), x, im.mean.len())?;
+        let (_, v) = gp.predict(im.transform(x).view(), &Mean::PerColumn(ones(x.nrows())));
+        Ok(Some(field_var(om, v)))
+    }
+}
