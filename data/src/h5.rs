@@ -179,8 +179,33 @@ pub fn read(path: &Path) -> Result<Dataset, DataError> {
         path: p.clone(),
         reason: first_line(&e.to_string()),
     })?;
-    let r = Reader { path: p.clone(), f };
+    let r = Reader {
+        path: p.clone(),
+        f,
+        file_len: meta_len,
+    };
     r.read()
+}
+
+thread_local! {
+    static CONTAINING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside a library call whose panic the reader contains and turns
+/// into an error; a panic hook should stay quiet then (the CLI's prints "internal error").
+pub fn panic_is_contained() -> bool {
+    CONTAINING.with(|c| c.get())
+}
+
+/// Run `f`, turning a panic into `Err(())`. Only for calls into the `hdf5` binding that can
+/// panic on a damaged file: its attribute iteration formats names it got from libhdf5 and
+/// panicked (`capacity overflow`) on cases of the HDF5 fuzzer; it re-raises the panic on our
+/// side of the C boundary, where it can be caught.
+fn contained<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    CONTAINING.with(|c| c.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(false));
+    r.map_err(|_| ())
 }
 
 fn first_line(s: &str) -> String {
@@ -190,7 +215,13 @@ fn first_line(s: &str) -> String {
 struct Reader {
     path: String,
     f: File,
+    file_len: u64,
 }
+
+/// Deflate cannot compress by more than about 1032:1, so no dataset of ours holds more than
+/// this many times the file's size (with a floor for tiny files).
+const MAX_EXPANSION: u64 = 1032;
+const MIN_LIMIT: u64 = 1 << 30;
 
 impl Reader {
     fn missing(&self, what: impl Into<String>) -> DataError {
@@ -203,6 +234,29 @@ impl Reader {
         DataError::Invalid {
             path: self.path.clone(),
             what: what.into(),
+        }
+    }
+
+    /// A corrupted header can claim any shape. Refuse what the file cannot hold before the
+    /// library allocates for it: more than isize::MAX bytes panics (`capacity overflow`, found
+    /// by the HDF5 fuzzer), a merely huge allocation aborts the process. Attributes are
+    /// stored uncompressed, so they take at least a byte per element of the file; datasets
+    /// may be deflated, by at most [`MAX_EXPANSION`].
+    fn check_size(&self, what: &str, shape: &[usize], attribute: bool) -> Result<(), DataError> {
+        let elements = shape
+            .iter()
+            .try_fold(1u64, |acc, &n| acc.checked_mul(n as u64));
+        let limit = if attribute {
+            self.file_len
+        } else {
+            (self.file_len.saturating_mul(MAX_EXPANSION) / 8).max(MIN_LIMIT / 8)
+        };
+        match elements {
+            Some(n) if n <= limit => Ok(()),
+            _ => Err(self.invalid(format!(
+                "{what} claims shape {shape:?}, more than a {} byte file can hold (the file is damaged)",
+                self.file_len
+            ))),
         }
     }
 
@@ -231,6 +285,7 @@ impl Reader {
         let a = loc
             .attr(name)
             .map_err(|_| self.missing(format!("attribute {name}")))?;
+        self.check_size(&format!("attribute {name}"), &a.shape(), true)?;
         if let Ok(v) = a.read_raw::<VarLenUnicode>() {
             return Ok(v.iter().map(|s| text(s.as_bytes())).collect());
         }
@@ -249,6 +304,7 @@ impl Reader {
         let a = loc
             .attr(name)
             .map_err(|_| self.missing(format!("attribute {name}")))?;
+        self.check_size(&format!("attribute {name}"), &a.shape(), true)?;
         a.read_raw::<f64>()
             .map_err(|_| self.invalid(format!("attribute {name} is not a float array")))
     }
@@ -334,6 +390,7 @@ impl Reader {
             let ds = grid
                 .dataset(name)
                 .map_err(|_| self.missing(format!("dataset /grid/{name}")))?;
+            self.check_size(&format!("/grid/{name}"), &ds.shape(), false)?;
             let values = ds
                 .read_raw::<f64>()
                 .map_err(|_| self.invalid(format!("/grid/{name} is not a float array")))?;
@@ -401,7 +458,14 @@ impl Reader {
             .str_attr(g, "description", &format!("/fidelity/{level} "))
             .unwrap_or_default();
         let mut settings = Vec::new();
-        for a in g.attr_names().unwrap_or_default() {
+        let names = contained(|| g.attr_names())
+            .map_err(|_| {
+                self.invalid(format!(
+                    "/fidelity/{level}: the HDF5 binding failed listing its attributes (the file is damaged)"
+                ))
+            })?
+            .unwrap_or_default();
+        for a in names {
             if ["name", "level", "description"].contains(&a.as_str()) {
                 continue;
             }
@@ -410,8 +474,11 @@ impl Reader {
             }
         }
         let open = |what: &str| {
-            g.dataset(what)
-                .map_err(|_| self.missing(format!("dataset {}", at(what))))
+            let ds = g
+                .dataset(what)
+                .map_err(|_| self.missing(format!("dataset {}", at(what))))?;
+            self.check_size(&at(what), &ds.shape(), false)?;
+            Ok::<_, DataError>(ds)
         };
         let d = meta.input_names.len();
         let inputs_ds = open("inputs")?;

@@ -120,10 +120,13 @@ fn mutated_files_never_panic_the_reader() {
 }
 
 /// Cases that once found a bug. 5011: a string attribute holding invalid UTF-8 made the
-/// error message's formatting panic (the library's `&str` view was trusted).
+/// error message's formatting panic (the library's `&str` view was trusted). 21382: an
+/// attribute claiming more elements than fit in memory panicked allocating for them
+/// (`capacity overflow`). 126870: the binding's attribute iteration panicked on a damaged
+/// attribute name.
 #[test]
 fn cases_that_found_bugs_stay_fixed() {
-    const FOUND: [u64; 1] = [5011];
+    const FOUND: [u64; 3] = [5011, 21382, 126870];
     for &k in &FOUND {
         run(k, 1);
     }
@@ -294,7 +297,7 @@ fn drive_range(start: u64, end: u64, hang_ms: u64) -> Tally {
 
 /// The long run (`scripts/fuzz`): MFPIPE_FUZZ_CASES cases from MFPIPE_FUZZ_START over
 /// MFPIPE_FUZZ_WORKERS parallel children. Prints one summary line, writes the cases on which
-/// libhdf5 crashed or hung to MFPIPE_FUZZ_BAD (one `k kind` per line) and, with
+/// libhdf5 crashed or hung, or the reader panicked, to MFPIPE_FUZZ_BAD (one `k kind` per line) and, with
 /// MFPIPE_FUZZ_KEEP=dir, their files (so the `pipeline` guard can be checked on them).
 #[test]
 #[ignore = "long; run by scripts/fuzz"]
@@ -347,13 +350,19 @@ fn fuzz_drive() {
         for k in &t.hangs {
             text += &format!("{k} hang\n");
         }
+        for k in &t.panics {
+            text += &format!("{k} panic\n");
+        }
         std::fs::write(list, text).unwrap();
     }
     if let Ok(keep) = std::env::var("MFPIPE_FUZZ_KEEP") {
         let dir = tempfile::tempdir().unwrap();
         let bytes = base_bytes(dir.path());
         std::fs::create_dir_all(&keep).unwrap();
-        let ks = t.crashes.iter().map(|c| c.0).chain(t.hangs.iter().copied());
+        let ks = t.crashes.iter().map(|c| c.0);
+        let ks = ks
+            .chain(t.hangs.iter().copied())
+            .chain(t.panics.iter().copied());
         for k in ks {
             let p = std::path::Path::new(&keep).join(format!("case-{k}.h5"));
             std::fs::write(p, case_bytes(&bytes, k)).unwrap();

@@ -99,7 +99,10 @@ fn every_gp_reproduces_its_training_data_without_noise() {
             // the Cholesky jitter's (1e-10..1e-4 of the signal variance), which the HF GP's
             // length scales in f_L may amplify.
             let tol = if name == "nar" { 1e-3 } else { 1e-5 };
-            println!("{name} ({what}): max error {err:.1e} of {scale:.2}; {}", r.hyperparameters);
+            println!(
+                "{name} ({what}): max error {err:.1e} of {scale:.2}; {}",
+                r.hyperparameters
+            );
             assert!(
                 err < tol * scale,
                 "{name} ({what}): max error {err:e} at its training points"

@@ -13,9 +13,9 @@ pub const CONFIG_VERSION: u32 = 1;
 const EMBEDDED: &[(&str, &str)] = &[
     ("burgers", include_str!("../../configs/burgers.toml")),
     ("poisson", include_str!("../../configs/poisson.toml")),
-    ("borehole", include_str!("../../configs/synthetic.toml")),
-    ("currin", include_str!("../../configs/synthetic.toml")),
-    ("park", include_str!("../../configs/synthetic.toml")),
+    ("borehole", include_str!("../../configs/borehole.toml")),
+    ("currin", include_str!("../../configs/currin.toml")),
+    ("park", include_str!("../../configs/park.toml")),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,7 +24,7 @@ pub struct RunConfig {
     #[serde(default = "default_version")]
     pub version: u32,
     /// The problem this config is for; omitted = any (the one named on the command line), as
-    /// in configs/synthetic.toml, which serves borehole, currin and park.
+    /// in configs/synthetic-fig3.toml, which serves borehole, currin and park.
     #[serde(default)]
     pub problem: String,
     #[serde(default)]
@@ -242,10 +242,23 @@ impl Default for DataConfig {
 pub struct Protocol {
     pub n_lf: Vec<usize>,
     pub n_hf: Vec<usize>,
+    /// Which (N_L, N_H) pairs are fitted: every combination, or the DMF paper's two sweeps.
+    pub layout: Layout,
     pub seeds: Vec<u64>,
     /// High-fidelity samples held out for testing (ignored when the file has a `role` array).
     pub n_test: usize,
     pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Every N_L with every N_H.
+    #[default]
+    Grid,
+    /// The smallest N_L with every N_H (DMF Fig. 6), and every N_L with the largest N_H
+    /// (Fig. 7).
+    Cross,
 }
 
 impl Default for Protocol {
@@ -253,6 +266,7 @@ impl Default for Protocol {
         Self {
             n_lf: vec![32],
             n_hf: vec![4, 8, 16, 32],
+            layout: Layout::Grid,
             seeds: (0..5).collect(),
             n_test: 128,
             models: vec!["nn-hf".into(), "mf-transfer".into()],

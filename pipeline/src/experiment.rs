@@ -1,7 +1,7 @@
 //! The training protocol: for every model x n_lf x n_hf x seed, fit on nested training
 //! subsets and score on one fixed held-out high-fidelity test set.
 
-use crate::config::{SearchConfig, SearchMethod, SearchScope};
+use crate::config::{Layout, SearchConfig, SearchMethod, SearchScope};
 use crate::tuning;
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{Dataset, LevelData, ROLE_TEST, STATUS_OK};
@@ -83,6 +83,7 @@ pub struct Plan {
     pub hf_level: usize,
     pub n_lf: Vec<usize>,
     pub n_hf: Vec<usize>,
+    pub layout: Layout,
     pub seeds: Vec<u64>,
     pub n_test: usize,
     pub models: Vec<PlanModel>,
@@ -97,6 +98,36 @@ impl Plan {
             return None;
         }
         self.search.space_for(&m.label, &m.kind)
+    }
+
+    /// The N_L of the per-N_H figures (RMSE vs N_H, MAE fields, predicted vs true): the
+    /// largest of a grid; the smallest, whose N_H sweep is complete, of a cross.
+    pub fn figure_lf(&self) -> usize {
+        match self.layout {
+            Layout::Grid => *self.n_lf.iter().max().expect("checked"),
+            Layout::Cross => *self.n_lf.iter().min().expect("checked"),
+        }
+    }
+
+    /// The (N_L, N_H) pairs a multi-fidelity model is fitted on, in order.
+    pub fn pairs(&self) -> Vec<(usize, usize)> {
+        let (min_lf, max_hf) = (
+            *self.n_lf.iter().min().expect("checked"),
+            *self.n_hf.iter().max().expect("checked"),
+        );
+        let mut pairs = Vec::new();
+        for &l in &self.n_lf {
+            for &h in &self.n_hf {
+                let keep = match self.layout {
+                    Layout::Grid => true,
+                    Layout::Cross => l == min_lf || h == max_hf,
+                };
+                if keep {
+                    pairs.push((l, h));
+                }
+            }
+        }
+        pairs
     }
 }
 
@@ -203,6 +234,9 @@ pub struct Outcome {
     pub n_test: usize,
     pub n_pool_hf: usize,
     pub n_pool_lf: usize,
+    /// The sample indices (into each level's arrays in the dataset) of the test set and of
+    /// every training set, for splits.json: other tools fit on exactly the same data.
+    pub splits: serde_json::Value,
 }
 
 /// Indices of computed samples, split into (training pool, test) for the HF level.
@@ -297,13 +331,28 @@ impl<'a> Data<'a> {
         })
     }
 
+    /// Sample indices (LF, HF) of [`Data::train_set`]'s training set.
+    pub fn train_indices(
+        &self,
+        n_lf: usize,
+        n_hf: usize,
+        seed: u64,
+    ) -> Result<(Vec<usize>, Vec<usize>)> {
+        let hf_idx = split::choose(&self.hf_pool, n_hf, stream(seed, 1))?;
+        let lf_idx = if n_lf > 0 {
+            split::choose(&self.lf_pool, n_lf, stream(seed, 2))?
+        } else {
+            Vec::new()
+        };
+        Ok((lf_idx, hf_idx))
+    }
+
     /// The training set of one seed: n_lf LF samples (none if 0) and n_hf HF samples, drawn
     /// from the pools by independent streams, so subsets are nested in N_H for a seed.
     pub fn train_set(&self, n_lf: usize, n_hf: usize, seed: u64) -> Result<MfTrainSet> {
-        let hf_idx = split::choose(&self.hf_pool, n_hf, stream(seed, 1))?;
+        let (lf_idx, hf_idx) = self.train_indices(n_lf, n_hf, seed)?;
         let mut levels = Vec::new();
         if n_lf > 0 {
-            let lf_idx = split::choose(&self.lf_pool, n_lf, stream(seed, 2))?;
             levels.push(LevelSet {
                 inputs: rows(&self.lf.inputs, &lf_idx),
                 outputs: rows(&self.lf.outputs, &lf_idx),
@@ -341,17 +390,19 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     for model in &plan.models {
         // Single-fidelity models are fitted once per (n_hf, seed), recorded with n_lf = 0.
         let multi = !single && registry::build(&model.kind, &model.params)?.uses_low_fidelity();
-        let n_lfs = if multi { plan.n_lf.clone() } else { vec![0] };
-        for &n_lf in &n_lfs {
-            for &n_hf in &plan.n_hf {
-                for &seed in &plan.seeds {
-                    jobs.push(Job {
-                        model,
-                        n_lf,
-                        n_hf,
-                        seed,
-                    });
-                }
+        let pairs = if multi {
+            plan.pairs()
+        } else {
+            plan.n_hf.iter().map(|&h| (0, h)).collect()
+        };
+        for (n_lf, n_hf) in pairs {
+            for &seed in &plan.seeds {
+                jobs.push(Job {
+                    model,
+                    n_lf,
+                    n_hf,
+                    seed,
+                });
             }
         }
     }
@@ -461,7 +512,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     let mut scatter = BTreeMap::new();
     for (j, r) in jobs.iter().zip(results) {
         let (rec, pred) = r?;
-        if let (Some(pred), true) = (pred, j.n_lf == max_lf || j.n_lf == 0) {
+        if let (Some(pred), true) = (pred, j.n_lf == plan.figure_lf() || j.n_lf == 0) {
             let field = metrics::mae_field(pred.view(), y_test.view());
             let e = mae_sum
                 .entry((j.model.label.clone(), j.n_hf))
@@ -484,10 +535,27 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         .into_iter()
         .map(|(k, (s, c))| (k, s / c as f64))
         .collect();
+    let mut train = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for j in &jobs {
+        if seen.insert((j.n_lf, j.n_hf, j.seed)) {
+            let (lf, hf) = data.train_indices(j.n_lf, j.n_hf, j.seed)?;
+            train.push(serde_json::json!({
+                "n_lf": j.n_lf, "n_hf": j.n_hf, "seed": j.seed, "lf": lf, "hf": hf,
+            }));
+        }
+    }
+    let splits = serde_json::json!({
+        "lf_level": plan.lf_level,
+        "hf_level": plan.hf_level,
+        "test_hf": data.test,
+        "train": train,
+    });
     Ok(Outcome {
         records,
         mae_fields,
         scatter,
+        splits,
         n_test: data.test.len(),
         n_pool_hf: data.hf_pool.len(),
         n_pool_lf: if single { 0 } else { data.lf_pool.len() },

@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 
 const CONFIGS: &[&str] = &[
     include_str!("../../configs/burgers.toml"),
-    include_str!("../../configs/synthetic.toml"),
+    include_str!("../../configs/currin.toml"),
+    include_str!("../../configs/poisson.toml"),
     include_str!("../../configs/burgers-fig3.toml"),
     include_str!("../../configs/burgers-fig4.toml"),
     include_str!("../../configs/burgers-fig5.toml"),

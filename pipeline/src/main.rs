@@ -207,6 +207,9 @@ struct RunArgs {
 fn main() {
     // A panic is a bug, but the user still gets one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
+        if h5::panic_is_contained() {
+            return; // the reader turns it into an ordinary error
+        }
         let msg = info
             .payload()
             .downcast_ref::<&str>()
@@ -572,6 +575,7 @@ fn train_and_report(
         hf_level,
         n_lf: p.n_lf.clone(),
         n_hf: p.n_hf.clone(),
+        layout: p.layout,
         seeds: p.seeds.clone(),
         n_test: p.n_test,
         models,

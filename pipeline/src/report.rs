@@ -1,5 +1,6 @@
 //! results.json, report.md and the figures of a run.
 
+use crate::config::Layout;
 use crate::experiment::{Outcome, Plan, Record};
 use crate::plots::{self, Series};
 use anyhow::{Context, Result};
@@ -66,6 +67,55 @@ fn groups<'a>(records: &'a [Record], plan: &Plan) -> Vec<Group<'a>> {
         .collect()
 }
 
+/// The accuracy the "samples needed" table asks for (DMF paper, Poisson: R^2 >= 0.997).
+const R2_TARGET: f64 = 0.997;
+
+/// RMSE vs N_L at the largest N_H (DMF Fig. 7); single-fidelity models as flat lines.
+fn rmse_vs_nlf(dir: &Path, problem: &str, plan: &Plan, grouped: &[Group]) -> Result<()> {
+    let max_hf = *plan.n_hf.iter().max().expect("checked");
+    let (lo_lf, hi_lf) = (
+        *plan.n_lf.iter().min().expect("checked"),
+        *plan.n_lf.iter().max().expect("checked"),
+    );
+    let mut series: Vec<Series> = Vec::new();
+    for ((model, n_lf, n_hf), recs) in grouped {
+        if *n_hf != max_hf {
+            continue;
+        }
+        let rmse: Vec<f64> = recs.iter().map(|r| r.rmse).collect();
+        let (m, lo, hi) = spread(&rmse);
+        if !m.is_finite() {
+            continue;
+        }
+        let xs = if *n_lf == 0 {
+            vec![lo_lf, hi_lf]
+        } else {
+            vec![*n_lf]
+        };
+        for x in xs {
+            let p = (x as f64, m, lo, hi);
+            match series.iter_mut().find(|s| &s.label == model) {
+                Some(s) => s.points.push(p),
+                None => series.push(Series {
+                    label: model.clone(),
+                    points: vec![p],
+                }),
+            }
+        }
+    }
+    plots::curves(
+        &dir.join("rmse_vs_nlf.png"),
+        &format!(
+            "{problem}: test RMSE vs LF training samples at N_H={max_hf} (mean, min-max over {} seeds)",
+            plan.seeds.len()
+        ),
+        "number of low-fidelity training samples N_L (single-fidelity models: flat)",
+        "RMSE",
+        &series,
+        plots::XAxis::Counts,
+    )
+}
+
 pub struct Written {
     pub files: Vec<String>,
 }
@@ -86,6 +136,11 @@ pub fn write(
         &(serde_json::to_string_pretty(&out.records)? + "\n"),
     )?;
     files.push("results.json".to_string());
+    write_text(
+        &dir.join("splits.json"),
+        &(serde_json::to_string(&out.splits)? + "\n"),
+    )?;
+    files.push("splits.json".to_string());
 
     let problem = &ds.meta.problem;
     let hf = ds.level(plan.hf_level).expect("checked by the experiment");
@@ -95,11 +150,15 @@ pub fn write(
     let (c_lf, c_hf) = (mean_cost(lf), mean_cost(hf));
     let grouped = groups(&out.records, plan);
 
-    // RMSE vs N_H, one curve per (model, n_lf).
+    // RMSE vs N_H, one curve per (model, n_lf); a cross layout's N_H sweep is at one N_L.
     let mut series: Vec<Series> = Vec::new();
     let mut cost_series: Vec<Series> = Vec::new();
-    let multi_lf = plan.n_lf.len() > 1;
+    let cross = plan.layout == Layout::Cross;
+    let multi_lf = plan.n_lf.len() > 1 && !cross;
     for ((model, n_lf, n_hf), recs) in &grouped {
+        if cross && *n_lf != 0 && *n_lf != plan.figure_lf() {
+            continue;
+        }
         let label = if multi_lf && *n_lf > 0 {
             format!("{model} (N_L={n_lf})")
         } else {
@@ -133,6 +192,11 @@ pub fn write(
         plots::XAxis::Counts,
     )?;
     files.push("rmse_vs_nhf.png".into());
+    let nlf_plot = plan.n_lf.len() > 1;
+    if nlf_plot {
+        rmse_vs_nlf(dir, problem, plan, &grouped)?;
+        files.push("rmse_vs_nlf.png".into());
+    }
     plots::curves(
         &dir.join("cost_vs_rmse.png"),
         &format!("{problem}: test RMSE vs CPU cost of the training data"),
@@ -182,7 +246,7 @@ pub fn write(
                     &r.model == m
                         && r.n_hf == max_hf
                         && r.seed == plan.seeds[0]
-                        && (r.n_lf == *plan.n_lf.iter().max().unwrap() || r.n_lf == 0)
+                        && (r.n_lf == plan.figure_lf() || r.n_lf == 0)
                 })
                 .map(|r| r.r2)?;
             Some((m.clone(), r2, t.clone(), p.clone()))
@@ -248,7 +312,42 @@ pub fn write(
         );
     }
     let _ = writeln!(md, "\nA fit whose training goes non-finite is stopped and scored as the worst: its metrics are null in results.json, it is left out of the means above and counted under \"diverged\".\n");
+    let _ = writeln!(
+        md,
+        "## High-fidelity samples needed for R² ≥ {R2_TARGET}\n\nThe smallest N_H at which the mean R² over seeds reaches {R2_TARGET} (the DMF paper's Poisson criterion), at N_L = {}.\n\n| model | smallest N_H | best mean R² (at N_H) |\n|---|---|---|",
+        plan.figure_lf()
+    );
+    for m in &plan.models {
+        let curve: Vec<(usize, f64)> = grouped
+            .iter()
+            .filter(|((model, n_lf, _), _)| {
+                model == &m.label && (*n_lf == plan.figure_lf() || *n_lf == 0)
+            })
+            .map(|((_, _, n_hf), recs)| {
+                (
+                    *n_hf,
+                    spread(&recs.iter().map(|r| r.r2).collect::<Vec<_>>()).0,
+                )
+            })
+            .collect();
+        let reached = curve.iter().find(|(_, r2)| *r2 >= R2_TARGET).map(|c| c.0);
+        let best = curve
+            .iter()
+            .filter(|c| c.1.is_finite())
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            m.label,
+            reached.map_or("not reached".to_string(), |n| n.to_string()),
+            best.map_or("-".to_string(), |(n, r2)| format!("{r2:.5} ({n})"))
+        );
+    }
+    let _ = writeln!(md);
     let _ = writeln!(md, "\n![RMSE vs N_H](rmse_vs_nhf.png)\n");
+    if nlf_plot {
+        let _ = writeln!(md, "![RMSE vs N_L](rmse_vs_nlf.png)\n");
+    }
     if has_fields {
         let _ = writeln!(md, "## Mean absolute error fields\n\nPoint-wise MAE over the test set, averaged over seeds (rows: N_H; columns: models; axes {} vertical, {} horizontal).\n\n![MAE fields](mae_fields.png)\n", axes[0].name, axes[1].name);
     }

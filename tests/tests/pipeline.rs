@@ -397,8 +397,9 @@ fn the_dmf_paper_figures_run_from_the_cli() {
 }
 
 #[test]
-fn the_test_functions_run_end_to_end_with_their_shared_config() {
-    // borehole, currin and park share configs/synthetic.toml (no `problem` key).
+fn the_test_functions_run_end_to_end_with_their_embedded_configs() {
+    // The paper's two sweeps ("cross" layout): at smoke size N_L = 8 with N_H = 4, 8 and
+    // N_H = 8 with N_L = 8, 12; multi-fidelity models fit 3 pairs, single-fidelity ones 2.
     let d = tempfile::tempdir().unwrap();
     for p in ["borehole", "currin", "park"] {
         let o = pipeline(d.path(), &["run", p, "--smoke", "--out", p]);
@@ -410,10 +411,36 @@ fn the_test_functions_run_end_to_end_with_their_shared_config() {
             &std::fs::read_to_string(d.path().join(p).join("results.json")).unwrap(),
         )
         .unwrap();
-        assert_eq!(recs.len(), 16);
+        let count = |m: &str| recs.iter().filter(|r| r["model"] == m).count();
+        for (m, n) in [
+            ("nn-hf", 4),
+            ("dmf-trans", 6),
+            ("gp-hf", 4),
+            ("ar", 6),
+            ("nar", 6),
+            ("gar", 6),
+        ] {
+            assert_eq!(count(m), n, "{p}: {m}");
+        }
         assert!(recs
             .iter()
             .all(|r| r["problem"] == p && r["rmse"].as_f64().unwrap() > 0.0));
+        let pairs: std::collections::BTreeSet<(u64, u64)> = recs
+            .iter()
+            .filter(|r| r["model"] == "ar")
+            .map(|r| (r["n_lf"].as_u64().unwrap(), r["n_hf"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(
+            pairs.into_iter().collect::<Vec<_>>(),
+            [(8, 4), (8, 8), (12, 8)]
+        );
+        // GP hyperparameters come from the marginal likelihood and are recorded.
+        let gp = recs.iter().find(|r| r["model"] == "gp-hf").unwrap();
+        assert!(
+            gp["hyperparameters"]["gp"]["log_marginal_likelihood"].is_f64(),
+            "{gp}"
+        );
+        assert!(d.path().join(p).join("rmse_vs_nlf.png").exists());
     }
     // poisson: a 2-D field problem with its own embedded config (levels 0 and 2).
     let o = pipeline(d.path(), &["run", "poisson", "--smoke", "--out", "poisson"]);

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""mfpipe's `ar` and `nar` next to Emukit's AR1 and NARGP, on the same splits of the same data.
+
+For each test function (borehole, currin, park) this runs `pipeline run` with the DMF paper's
+Fig. 6 protocol (N_L = 20, N_H = 4, 8, 12, 16, 20, seeds 0-4, 50 HF test points) and only the
+GP models, then reads the dataset (h5py) and `splits.json` (the exact sample indices of every
+training set and of the test set) and fits Emukit on each identical training set:
+
+- `GPyLinearMultiFidelityModel` with `LinearMultiFidelityKernel` (Kennedy-O'Hagan AR1),
+  noise variances free, `GPyMultiOutputWrapper(n_optimization_restarts=5)`;
+- `NonLinearMultiFidelityModel` (NARGP) with `make_non_linear_kernels(GPy.kern.RBF, 2, d,
+  ARD=True)`, `optimization_restarts=5`, 100 Monte Carlo samples (Emukit's default).
+
+Both sides see the same preprocessing: inputs standardised with the mean and std of all
+training inputs, outputs with those of all training outputs (what mfpipe does for a scalar
+output); RMSE is computed in the data's own units on the 50 test points.
+
+    pip install emukit GPy h5py numpy
+    cargo build --release -p mfpipe-pipeline
+    python3 bench/gp_vs_emukit.py [--problems borehole,currin,park] [--seeds 5]
+
+Prints per problem a table (N_H x seed) of both RMSEs and their ratio, and a summary: the
+median ratio per model, the share of fits where mfpipe is within 5 % of Emukit or better, and
+the total fit wall time of each side.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+warnings.filterwarnings("ignore")
+import GPy  # noqa: E402
+from emukit.model_wrappers.gpy_model_wrappers import GPyMultiOutputWrapper  # noqa: E402
+from emukit.multi_fidelity.convert_lists_to_array import convert_xy_lists_to_arrays  # noqa: E402
+from emukit.multi_fidelity.kernels import LinearMultiFidelityKernel  # noqa: E402
+from emukit.multi_fidelity.models import GPyLinearMultiFidelityModel  # noqa: E402
+from emukit.multi_fidelity.models.non_linear_multi_fidelity_model import (  # noqa: E402
+    NonLinearMultiFidelityModel,
+    make_non_linear_kernels,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+N_HF = [4, 8, 12, 16, 20]
+
+CONFIG = """version = 1
+problem = "{problem}"
+[data]
+design = "sobol"
+seed = 0
+levels = [0, 1]
+n = [50, 70]
+[protocol]
+n_lf = [20]
+n_hf = {n_hf}
+seeds = {seeds}
+n_test = 50
+models = ["ar", "nar"]
+[models.ar]
+restarts = 5
+[models.nar]
+restarts = 5
+mc_samples = 100
+[search]
+method = "none"
+"""
+
+
+def run_mfpipe(problem, seeds, out):
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = out / "gp.toml"
+    cfg.write_text(CONFIG.format(problem=problem, n_hf=N_HF, seeds=list(range(seeds))))
+    exe = ROOT / "target" / "release" / "pipeline"
+    t0 = time.perf_counter()
+    r = subprocess.run(
+        [str(exe), "run", problem, "--config", str(cfg), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        sys.exit(f"pipeline run {problem} failed:\n{r.stderr}")
+    wall = time.perf_counter() - t0
+    records = json.loads((out / "results.json").read_text())
+    splits = json.loads((out / "splits.json").read_text())
+    with h5py.File(out / f"{problem}.h5", "r") as f:
+        lf = (f["fidelity/0/inputs"][()], f["fidelity/0/outputs"][()].reshape(-1, 1))
+        hf = (f["fidelity/1/inputs"][()], f["fidelity/1/outputs"][()].reshape(-1, 1))
+    return records, splits, lf, hf, wall
+
+
+def emukit_fit(kind, xl, yl, xh, yh, xt):
+    """Predictive mean at xt (standardised units) and the fit's wall seconds."""
+    d = xl.shape[1]
+    X, Y = convert_xy_lists_to_arrays([xl, xh], [yl, yh])
+    xt_f = np.hstack([xt, np.ones((len(xt), 1))])
+    t0 = time.perf_counter()
+    if kind == "ar1":
+        k = LinearMultiFidelityKernel([GPy.kern.RBF(d, ARD=True), GPy.kern.RBF(d, ARD=True)])
+        gm = GPyLinearMultiFidelityModel(X, Y, k, n_fidelities=2)
+        m = GPyMultiOutputWrapper(gm, 2, n_optimization_restarts=5, verbose_optimization=False)
+        m.optimize()
+    else:
+        kernels = make_non_linear_kernels(GPy.kern.RBF, 2, d, ARD=True)
+        m = NonLinearMultiFidelityModel(X, Y, n_fidelities=2, kernels=kernels, verbose=False, optimization_restarts=5)
+        m.optimize()
+    secs = time.perf_counter() - t0
+    mean, _ = m.predict(xt_f)
+    return mean.reshape(-1), secs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--problems", default="borehole,currin,park")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "emukit"))
+    a = ap.parse_args()
+    summary = []
+    for problem in a.problems.split(","):
+        records, splits, (xl_all, yl_all), (xh_all, yh_all), wall = run_mfpipe(
+            problem, a.seeds, Path(a.out) / problem
+        )
+        test = splits["test_hf"]
+        xt, yt = xh_all[test], yh_all[test].reshape(-1)
+        ours = {(r["model"], r["n_hf"], r["seed"]): r for r in records}
+        print(f"\n### {problem}\n")
+        print("| N_H | seed | mfpipe ar | Emukit AR1 | ratio | mfpipe nar | Emukit NARGP | ratio |")
+        print("|---|---|---|---|---|---|---|---|")
+        for s in splits["train"]:
+            if s["n_lf"] != 20:
+                continue
+            xl, yl = xl_all[s["lf"]], yl_all[s["lf"]]
+            xh, yh = xh_all[s["hf"]], yh_all[s["hf"]]
+            x_all, y_all = np.vstack([xl, xh]), np.vstack([yl, yh])
+            mu, sd = x_all.mean(0), x_all.std(0)
+            sd[sd == 0] = 1.0
+            ym, ys = y_all.mean(), y_all.std() or 1.0
+            z = lambda x: (x - mu) / sd  # noqa: E731
+            row = [s["n_hf"], s["seed"]]
+            for ours_name, kind in [("ar", "ar1"), ("nar", "nargp")]:
+                pred, secs = emukit_fit(kind, z(xl), (yl - ym) / ys, z(xh), (yh - ym) / ys, z(xt))
+                e_rmse = float(np.sqrt(np.mean((pred * ys + ym - yt) ** 2)))
+                r = ours[(ours_name, s["n_hf"], s["seed"])]
+                o_rmse = r["rmse"] if r["rmse"] is not None else float("inf")
+                summary.append((problem, ours_name, o_rmse, e_rmse, r["fit_seconds"], secs))
+                row += [f"{o_rmse:.4g}", f"{e_rmse:.4g}", f"{o_rmse / e_rmse:.3f}"]
+            print("| " + " | ".join(map(str, row)) + " |")
+        print(f"\n(pipeline run wall time, data generation + all mfpipe fits: {wall:.1f} s)")
+    print("\n### Summary\n")
+    print("| problem | model | median RMSE ratio mfpipe/Emukit | mfpipe within 5 % or better | fit time mfpipe | fit time Emukit |")
+    print("|---|---|---|---|---|---|")
+    for problem in a.problems.split(","):
+        for m in ["ar", "nar"]:
+            rows = [x for x in summary if x[0] == problem and x[1] == m]
+            ratios = np.array([x[2] / x[3] for x in rows])
+            ok = int(np.sum(ratios <= 1.05))
+            t_o, t_e = sum(x[4] for x in rows), sum(x[5] for x in rows)
+            print(f"| {problem} | {m} | {np.median(ratios):.3f} | {ok} of {len(rows)} | {t_o:.1f} s | {t_e:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
