@@ -8,6 +8,7 @@ pub mod gp;
 pub mod mlp;
 pub mod models;
 pub mod prep;
+pub mod rbf;
 pub mod registry;
 pub mod search;
 

@@ -8,6 +8,7 @@ mod generate;
 mod isolate;
 mod plots;
 mod progress;
+mod rbf_study;
 mod report;
 mod studies;
 mod tradeoff;
@@ -57,6 +58,9 @@ enum Cmd {
     /// Cost/accuracy trade-off: the fidelity ladder, budgeted fusion, Pareto front and a
     /// recommended LF/HF split per budget.
     Tradeoff(TradeoffArgs),
+    /// The gradient-only paper's study: which RBF surrogates (values, values + gradients,
+    /// gradients only) of a mini-batch loss come out positive definite.
+    RbfStudy(RbfStudyArgs),
     /// Read a dataset and exit 0 (read), 1 (error) or die with libhdf5: the child side of
     /// `isolate::read`.
     #[command(name = "probe-read", hide = true)]
@@ -83,6 +87,16 @@ struct TradeoffArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Tiny sizes: the whole study in seconds.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Args)]
+struct RbfStudyArgs {
+    /// Output directory (default: out/rbf-study).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Three shape parameters, one draw, batch sizes 3 and full: seconds.
     #[arg(long)]
     smoke: bool,
 }
@@ -277,6 +291,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Bench(a) => bench(a),
         Cmd::Tradeoff(a) => tradeoff(a),
         Cmd::ProbeRead { path } => isolate::probe_main(&path),
+        Cmd::RbfStudy(a) => rbf_study(a),
     }
 }
 
@@ -1003,5 +1018,24 @@ fn check(a: CheckArgs) -> Result<()> {
         }
         println!("  same content as {}", other.display());
     }
+    Ok(())
+}
+
+fn rbf_study(a: RbfStudyArgs) -> Result<()> {
+    let s = if a.smoke {
+        rbf_study::Settings::smoke()
+    } else {
+        rbf_study::Settings::paper()
+    };
+    let out = a.out.unwrap_or_else(|| PathBuf::from("out/rbf-study"));
+    let t0 = Instant::now();
+    let rows = rbf_study::run(&s)?;
+    let wall = t0.elapsed().as_secs_f64();
+    rbf_study::report(&rows, &s, &out, wall)?;
+    note(format!(
+        "rbf-study: {} surrogates in {wall:.1} s; see {}",
+        rows.len(),
+        out.join("report.md").display()
+    ));
     Ok(())
 }

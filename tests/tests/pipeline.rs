@@ -466,3 +466,26 @@ fn the_test_functions_run_end_to_end_with_their_embedded_configs() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn the_rbf_study_runs_and_the_full_batch_loss_gives_positive_definite_surrogates() {
+    let d = tempfile::tempdir().unwrap();
+    let o = pipeline(d.path(), &["rbf-study", "--smoke", "--out", "rbf"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("rbf/results.json")).unwrap())
+            .unwrap();
+    // 2 batch sizes x 3 shape parameters x 1 draw x 3 surrogates.
+    assert_eq!(rows.len(), 18);
+    // The full-batch loss is one convex quadratic: at a moderate shape parameter every
+    // construction must come out positive definite over the whole grid.
+    for r in rows
+        .iter()
+        .filter(|r| r["batch"] == 121 && r["shape"] == 0.01)
+    {
+        assert_eq!(r["pd_everywhere"], true, "{r}");
+    }
+    assert!(std::fs::read_to_string(d.path().join("rbf/report.md"))
+        .unwrap()
+        .contains("| 3 | rbf-g |"));
+}
