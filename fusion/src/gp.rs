@@ -8,10 +8,11 @@
 //!   kernels is one SE kernel over the union of their columns).
 //! - **Outputs**: D columns sharing the kernel (PCA coefficients of a field, or one scalar);
 //!   the likelihood is the sum over columns.
+//! - **Co-kriging** (Kennedy-O'Hagan, fitted jointly): rows of two fidelities, a term for f_L
+//!   and one for delta, scaled per row by rho (see [`Problem::cokriging`]).
 //! - **Mean**: linear in given regressors, its coefficients estimated by generalised least
-//!   squares for every kernel and so profiled out of the likelihood (Le Gratiet's recursive
-//!   co-kriging estimates rho this way). By the envelope theorem the gradient of the profiled
-//!   likelihood is the partial gradient at the GLS coefficients.
+//!   squares for every kernel and so profiled out of the likelihood. By the envelope theorem
+//!   the gradient of the profiled likelihood is the partial gradient at the GLS coefficients.
 //! - **Hyperparameters**: maximise the log marginal likelihood with L-BFGS (argmin) from
 //!   several starts. Each log-parameter is kept in a box by a smooth map
 //!   theta = lo + (hi - lo) sigmoid(u), so the optimiser works unconstrained in u.
@@ -22,7 +23,7 @@ use crate::{FusionError, Result};
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
-use nalgebra::{Cholesky, DMatrix, Dyn};
+use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -93,17 +94,12 @@ impl GpParams {
 pub enum Mean {
     /// Y = H B: one coefficient column per output; H [N, p]. A constant mean is H = 1.
     PerColumn(Array2<f64>),
-    /// Y = rho M + 1 beta^T: one rho shared by all outputs, M [N, D] (Kennedy-O'Hagan:
-    /// M is the low-fidelity prediction; a shared rho on PCA coefficients in one basis is rho
-    /// on the field).
-    SharedScale(Array2<f64>),
 }
 
 /// Fitted mean coefficients.
 #[derive(Debug, Clone)]
 pub enum MeanFit {
     PerColumn(DMatrix<f64>),
-    SharedScale { rho: f64, beta: Vec<f64> },
 }
 
 impl MeanFit {
@@ -111,25 +107,49 @@ impl MeanFit {
     pub fn at(&self, regressors: &Mean) -> DMatrix<f64> {
         match (self, regressors) {
             (MeanFit::PerColumn(b), Mean::PerColumn(h)) => to_na(h.view()) * b,
-            (MeanFit::SharedScale { rho, beta }, Mean::SharedScale(m)) => {
-                let mut out = to_na(m.view()) * *rho;
-                for (j, b) in beta.iter().enumerate() {
-                    out.column_mut(j).add_scalar_mut(*b);
-                }
-                out
-            }
-            _ => panic!("mean regressors of another kind than at fit time"),
         }
     }
 }
 
 /// Layout of the hyperparameter vector: for each term its log length scales then its log
-/// signal std, then (if fitted) the log noise std.
+/// signal std; with co-kriging rows, rho; then (if fitted) the log noise std (two with
+/// co-kriging rows: low- and high-fidelity rows).
 #[derive(Debug, Clone)]
 struct Layout {
     cols: Vec<usize>,
     fixed_noise: Option<f64>,
+    /// Co-kriging (Kennedy-O'Hagan fitted jointly): which training rows are high-fidelity.
+    /// The kernel then has two terms, f_L and delta, and row i of term t is scaled by
+    /// s_t(i): f_L by 1 on low- and rho on high-fidelity rows, delta by 0 and 1, so that
+    /// cov(f_H, f_H) = rho^2 k_L + k_delta and cov(f_H, f_L) = rho k_L.
+    cokriging: Option<Vec<bool>>,
 }
+
+/// Hyperparameters in natural units.
+struct Hyper {
+    ls: Vec<Vec<f64>>,
+    s2: Vec<f64>,
+    /// Noise variance (of the low-fidelity rows with co-kriging).
+    n2: f64,
+    /// Noise variance of the high-fidelity rows (co-kriging; else = n2).
+    n2_hf: f64,
+    rho: f64,
+}
+
+impl Hyper {
+    /// Scale of term t on a row that is high-fidelity (`hf`) or not.
+    fn scale(&self, cokriging: bool, t: usize, hf: bool) -> f64 {
+        match (cokriging, t, hf) {
+            (false, _, _) => 1.0,
+            (true, 0, false) => 1.0,
+            (true, 0, true) => self.rho,
+            (true, _, false) => 0.0,
+            (true, _, true) => 1.0,
+        }
+    }
+}
+
+const RHO: (f64, f64) = (-10.0, 10.0);
 
 const LOG_LEN: (f64, f64) = (-4.605170185988091, 6.907755278982137); // ln 1e-2, ln 1e3
 const LOG_SIG: (f64, f64) = (-9.210340371976182, 4.605170185988092); // ln 1e-4, ln 1e2
@@ -143,13 +163,18 @@ impl Layout {
             b.extend(std::iter::repeat_n(LOG_LEN, c));
             b.push(LOG_SIG);
         }
+        if self.cokriging.is_some() {
+            b.push(RHO);
+        }
         if self.fixed_noise.is_none() {
             b.push(LOG_NOISE);
+            if self.cokriging.is_some() {
+                b.push(LOG_NOISE);
+            }
         }
         b
     }
-    /// (length scales per term, signal variance per term, noise variance).
-    fn unpack(&self, theta: &[f64]) -> (Vec<Vec<f64>>, Vec<f64>, f64) {
+    fn unpack(&self, theta: &[f64]) -> Hyper {
         let mut i = 0;
         let (mut ls, mut s2) = (Vec::new(), Vec::new());
         for &c in &self.cols {
@@ -157,11 +182,29 @@ impl Layout {
             s2.push((2.0 * theta[i + c]).exp());
             i += c + 1;
         }
-        let n2 = match self.fixed_noise {
-            Some(n) => n * n,
-            None => (2.0 * theta[i]).exp(),
+        let rho = if self.cokriging.is_some() {
+            i += 1;
+            theta[i - 1]
+        } else {
+            1.0
         };
-        (ls, s2, n2)
+        let (n2, n2_hf) = match self.fixed_noise {
+            Some(n) => (n * n, n * n),
+            None if self.cokriging.is_some() => {
+                ((2.0 * theta[i]).exp(), (2.0 * theta[i + 1]).exp())
+            }
+            None => ((2.0 * theta[i]).exp(), (2.0 * theta[i]).exp()),
+        };
+        Hyper {
+            ls,
+            s2,
+            n2,
+            n2_hf,
+            rho,
+        }
+    }
+    fn is_hf(&self, row: usize) -> bool {
+        self.cokriging.as_ref().is_some_and(|h| h[row])
     }
 }
 
@@ -230,12 +273,34 @@ impl<'a> Problem<'a> {
             .collect();
         Self {
             model,
-            layout: Layout { cols, fixed_noise },
+            layout: Layout {
+                cols,
+                fixed_noise,
+                cokriging: None,
+            },
             x,
             y: to_na(y),
             mean,
             sq,
         }
+    }
+
+    /// Co-kriging of two fidelities fitted jointly (Kennedy-O'Hagan): `x` and `y` stack the
+    /// rows of both levels, `hf[i]` tells which are high-fidelity; the kernel is an ARD term
+    /// for f_L and one for delta over all `x` columns (see [`Layout`]). Predictions are of
+    /// the high fidelity.
+    pub fn cokriging(
+        model: &'a str,
+        fixed_noise: Option<f64>,
+        x: ArrayView2<'a, f64>,
+        y: ArrayView2<f64>,
+        hf: Vec<bool>,
+        mean: &'a Mean,
+    ) -> Self {
+        let d = x.ncols();
+        let mut p = Self::new(model, vec![d, d], fixed_noise, x, y, mean);
+        p.layout.cokriging = Some(hf);
+        p
     }
 
     /// The kernel terms at theta, [N, N] each.
@@ -255,21 +320,40 @@ impl<'a> Problem<'a> {
 
     /// Log marginal likelihood at theta (and its gradient when `grad`).
     fn eval(&self, theta: &[f64], grad: bool) -> Result<Eval> {
-        let (ls, s2, n2) = self.layout.unpack(theta);
-        let terms = self.terms(&ls, &s2);
+        let hp = self.layout.unpack(theta);
+        let (ls, s2) = (&hp.ls, &hp.s2);
+        let raw = self.terms(ls, s2);
         let n = self.x.nrows();
         let d_out = self.y.ncols() as f64;
+        let ck = self.layout.cokriging.is_some();
+        // Row scales s_t(i) and the scaled terms (s_t s_t^T) * e_t.
+        let scales: Vec<DVector<f64>> = (0..raw.len())
+            .map(|t| DVector::from_fn(n, |i, _| hp.scale(ck, t, self.layout.is_hf(i))))
+            .collect();
+        let outer: Vec<DMatrix<f64>> = scales.iter().map(|s| s * s.transpose()).collect();
+        let terms: Vec<DMatrix<f64>> = raw
+            .iter()
+            .zip(&outer)
+            .map(|(e, o)| e.component_mul(o))
+            .collect();
         let mut k = DMatrix::<f64>::zeros(n, n);
         for t in &terms {
             k += t;
         }
-        let signal: f64 = s2.iter().sum();
+        let noise = |i: usize| {
+            if self.layout.is_hf(i) {
+                hp.n2_hf
+            } else {
+                hp.n2
+            }
+        };
+        let signal: f64 = s2.iter().sum::<f64>() * hp.rho.powi(2).max(1.0);
         let (chol, jitter) = JITTERS
             .iter()
             .find_map(|&j| {
                 let mut kj = k.clone();
                 for i in 0..n {
-                    kj[(i, i)] += n2 + j * signal;
+                    kj[(i, i)] += noise(i) + j * signal;
                 }
                 Cholesky::new(kj).map(|c| (c, j))
             })
@@ -303,8 +387,23 @@ impl<'a> Problem<'a> {
                 }
                 g.push(wk.sum());
             }
+            if ck {
+                // dK/drho = e_0 * (h s_0^T + s_0 h^T), h = 1 on high-fidelity rows.
+                let h = DVector::from_fn(n, |i, _| if self.layout.is_hf(i) { 1.0 } else { 0.0 });
+                let ds = &h * scales[0].transpose() + &scales[0] * h.transpose();
+                g.push(0.5 * w.component_mul(&raw[0]).component_mul(&ds).sum());
+            }
             if self.layout.fixed_noise.is_none() {
-                g.push(w.trace() * n2);
+                let diag = |hf: bool| -> f64 {
+                    (0..n)
+                        .filter(|&i| !ck || self.layout.is_hf(i) == hf)
+                        .map(|i| w[(i, i)])
+                        .sum()
+                };
+                g.push(diag(false) * hp.n2);
+                if ck {
+                    g.push(diag(true) * hp.n2_hf);
+                }
             }
         }
         if !lml.is_finite() {
@@ -344,32 +443,6 @@ impl<'a> Problem<'a> {
                     .or_else(|| a.lu().solve(&rhs))
                     .unwrap_or_else(|| DMatrix::zeros(h.ncols(), self.y.ncols()));
                 (&self.y - &h * &b, MeanFit::PerColumn(b))
-            }
-            Mean::SharedScale(m) => {
-                let m = to_na(m.view());
-                let n = self.y.nrows();
-                let ones = DMatrix::from_element(n, 1, 1.0);
-                let ki1 = chol.solve(&ones);
-                let s11 = ki1.sum();
-                let kim = chol.solve(&m);
-                let kiy = chol.solve(&self.y);
-                // m^T P y with P = K^-1 - K^-1 1 1^T K^-1 / (1^T K^-1 1), summed over columns.
-                let (mut num, mut den) = (0.0, 0.0);
-                for c in 0..self.y.ncols() {
-                    let (mc, yc) = (m.column(c), self.y.column(c));
-                    let (one_m, one_y) = (ki1.column(0).dot(&mc), ki1.column(0).dot(&yc));
-                    num += mc.dot(&kiy.column(c)) - one_m * one_y / s11;
-                    den += mc.dot(&kim.column(c)) - one_m * one_m / s11;
-                }
-                let rho = if den > 1e-300 { num / den } else { 0.0 };
-                let beta: Vec<f64> = (0..self.y.ncols())
-                    .map(|c| ki1.column(0).dot(&(self.y.column(c) - m.column(c) * rho)) / s11)
-                    .collect();
-                let mut resid = &self.y - &m * rho;
-                for (c, b) in beta.iter().enumerate() {
-                    resid.column_mut(c).add_scalar_mut(-b);
-                }
-                (resid, MeanFit::SharedScale { rho, beta })
             }
         }
     }
@@ -463,11 +536,24 @@ impl<'a> Problem<'a> {
                     Some(r) => r.random_range(-1.2..1.1),
                 });
             }
-            if self.layout.fixed_noise.is_none() {
+            if self.layout.cokriging.is_some() {
                 t.push(match rng {
-                    None => (1e-2f64).ln(),
-                    Some(r) => r.random_range(-9.2..-2.3),
+                    None => 1.0,
+                    Some(r) => r.random_range(-1.0..2.0),
                 });
+            }
+            let noises = if self.layout.cokriging.is_some() {
+                2
+            } else {
+                1
+            };
+            if self.layout.fixed_noise.is_none() {
+                for _ in 0..noises {
+                    t.push(match rng {
+                        None => (1e-2f64).ln(),
+                        Some(r) => r.random_range(-9.2..-2.3),
+                    });
+                }
             }
             t
         };
@@ -537,13 +623,19 @@ impl Gradient for Objective<'_, '_> {
 
 impl Gp {
     /// Posterior mean [N*, D] and latent variance [N*] (shared by the output columns) at
-    /// inputs `xs` [N*, p], given the mean's regressors there.
+    /// inputs `xs` [N*, p], given the mean's regressors there. With co-kriging, of the high
+    /// fidelity.
     pub fn predict(&self, xs: ArrayView2<f64>, regressors: &Mean) -> (Array2<f64>, Array1<f64>) {
-        let (ls, s2, _) = self.layout.unpack(&self.theta);
+        let hp = self.layout.unpack(&self.theta);
+        let ck = self.layout.cokriging.is_some();
         let (n, m) = (self.x.nrows(), xs.nrows());
         let mut ks = DMatrix::<f64>::zeros(n, m);
-        for (l, s) in ls.iter().zip(&s2) {
+        let mut prior = 0.0;
+        for (t, (l, s2)) in hp.ls.iter().zip(&hp.s2).enumerate() {
+            let s_new = hp.scale(ck, t, true);
+            prior += s_new * s_new * s2;
             for i in 0..n {
+                let s = s2 * s_new * hp.scale(ck, t, self.layout.is_hf(i));
                 for j in 0..m {
                     let r2: f64 = l
                         .iter()
@@ -561,7 +653,6 @@ impl Gp {
             .lower_triangle()
             .solve_lower_triangular(&ks)
             .expect("Cholesky factor has a positive diagonal");
-        let prior: f64 = s2.iter().sum();
         let var = Array1::from_shape_fn(m, |j| (prior - v.column(j).norm_squared()).max(0.0));
         (to_nd(&mean), var)
     }
@@ -569,18 +660,21 @@ impl Gp {
     /// Hyperparameters for results.json: length scales per term, signal std per term, noise
     /// std, log marginal likelihood, jitter, and the mean coefficients' summary.
     pub fn summary(&self) -> serde_json::Value {
-        let (ls, s2, n2) = self.layout.unpack(&self.theta);
-        let mean = match &self.mean {
-            MeanFit::SharedScale { rho, .. } => serde_json::json!({ "rho": rho }),
-            MeanFit::PerColumn(b) => serde_json::json!({ "regressors": b.nrows() }),
-        };
+        let hp = self.layout.unpack(&self.theta);
+        let (ls, s2) = (&hp.ls, &hp.s2);
+        let MeanFit::PerColumn(b) = &self.mean;
+        let mean = serde_json::json!({ "regressors": b.nrows() });
         serde_json::json!({
             "length_scales": ls,
             "signal_std": s2.iter().map(|v| v.sqrt()).collect::<Vec<_>>(),
-            "noise_std": n2.sqrt(),
+            "noise_std": hp.n2.sqrt(),
             "log_marginal_likelihood": self.lml,
             "jitter": self.jitter,
             "mean": mean,
+            "cokriging": self.layout.cokriging.as_ref().map(|_| serde_json::json!({
+                "rho": hp.rho,
+                "noise_std_high": hp.n2_hf.sqrt(),
+            })),
         })
     }
 }

@@ -154,27 +154,39 @@ fn the_likelihood_gradient_matches_finite_differences() {
     let lf = Array2::from_shape_fn((12, 2), |(i, j)| y[[i, j]] * 0.8 + 0.1 * x[[i, 0]]);
     let xf = ndarray::concatenate(ndarray::Axis(1), &[x.view(), lf.view()]).unwrap();
     let ones = Array2::ones((12, 1));
-    type Case = (&'static str, Vec<usize>, Option<f64>, Array2<f64>, Mean);
-    let cases: Vec<Case> = vec![
+    // Co-kriging: the first 7 rows low-fidelity, the rest high; a constant mean per level.
+    let hf: Vec<bool> = (0..12).map(|i| i >= 7).collect();
+    let per_level = Array2::from_shape_fn((12, 2), |(i, j)| f64::from(u8::from(hf[i] == (j == 1))));
+    let (m1, m2, m3, m4) = (
+        Mean::PerColumn(ones.clone()),
+        Mean::PerColumn(ones),
+        Mean::PerColumn(per_level.clone()),
+        Mean::PerColumn(per_level),
+    );
+    // (what, problem, number of hyperparameters)
+    let cases = [
         (
             "ARD, fitted noise",
-            vec![2],
-            None,
-            x.clone(),
-            Mean::PerColumn(ones.clone()),
+            Problem::new("test", vec![2], None, x.view(), y.view(), &m1),
+            4,
         ),
         (
-            "AR mean, fixed noise",
-            vec![2],
-            Some(1e-3),
-            x.clone(),
-            Mean::SharedScale(lf.clone()),
+            "NARGP kernel",
+            Problem::new("test", vec![4, 2], None, xf.view(), y.view(), &m2),
+            9,
         ),
-        ("NARGP kernel", vec![4, 2], None, xf, Mean::PerColumn(ones)),
+        (
+            "co-kriging, fitted noises (rho and two noise levels)",
+            Problem::cokriging("test", None, x.view(), y.view(), hf.clone(), &m3),
+            9,
+        ),
+        (
+            "co-kriging, fixed noise",
+            Problem::cokriging("test", Some(1e-3), x.view(), y.view(), hf, &m4),
+            7,
+        ),
     ];
-    for (what, cols, noise, xin, mean) in cases {
-        let p = Problem::new("test", cols.clone(), noise, xin.view(), y.view(), &mean);
-        let n_params = cols.iter().map(|c| c + 1).sum::<usize>() + usize::from(noise.is_none());
+    for (what, p, n_params) in cases {
         let theta: Vec<f64> = (0..n_params)
             .map(|i| -0.4 + 0.23 * i as f64 - 0.05 * (i * i) as f64)
             .collect();

@@ -1,23 +1,25 @@
-//! `ar`: Kennedy-O'Hagan linear autoregression, f_l(x) = rho_l f_{l-1}(x) + delta_l(x), with
-//! independent GP priors on f_0 and every delta_l, fitted recursively level by level as in
-//! Le Gratiet (2013): f_{l-1}'s posterior mean at level l's inputs is the regressor, and
-//! rho_l with a constant is estimated by generalised least squares inside delta_l's marginal
-//! likelihood. High-fidelity inputs need not be nested in low-fidelity ones (that is why the
-//! posterior mean, not the observed value, is the regressor).
+//! `ar`: Kennedy-O'Hagan linear autoregression, f_H(x) = rho f_L(x) + delta(x), with
+//! independent GP priors (ARD squared-exponential) on f_L and delta, fitted jointly as one
+//! co-kriging GP on the low- and high-fidelity data: rho, both kernels, a noise level per
+//! fidelity and a constant mean per fidelity maximise one marginal likelihood. Unlike the
+//! recursive fit (Le Gratiet), which is exact only when the high-fidelity inputs are among the
+//! low-fidelity ones, the joint fit lets the high-fidelity data inform f_L too; mfpipe's
+//! designs draw the two pools independently, so the joint form is the one to use.
 //!
-//! Outputs of all levels are encoded in one space (inputs standardised on all training
-//! inputs; fields reduced by a PCA fitted on all training outputs), so a rho shared by the
-//! coefficients is rho on the field. Predictive variance: rho^2 var_{l-1} + var_delta.
+//! Two levels: the lowest and the highest in the training set. Outputs of both are encoded
+//! in one space (inputs standardised on all training inputs; fields reduced by a PCA fitted
+//! on all training outputs), so a rho shared by the coefficients is rho on the field.
+//! Predictive variance: the co-kriging posterior's at the high fidelity.
 
-use super::{check_levels, check_width, field_var, ones, stacked};
-use crate::gp::{Gp, GpParams, Mean, MeanFit, Problem};
+use super::{check_levels, check_width, field_var, stacked};
+use crate::gp::{Gp, GpParams, Mean, Problem};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{concatenate, Array1, Array2, ArrayView2, Axis};
 
 pub struct Ar {
     params: GpParams,
-    fitted: Option<(InputMap, OutputMap, Vec<Gp>)>,
+    fitted: Option<(InputMap, OutputMap, Gp)>,
 }
 
 impl Ar {
@@ -29,36 +31,22 @@ impl Ar {
         })
     }
 
-    /// Mean and variance of every level's posterior up to the last GP in `gps`, in encoded
-    /// coordinates.
-    fn chain(gps: &[Gp], xs: ArrayView2<f64>) -> (Array2<f64>, Array1<f64>) {
-        let (mut m, mut v) = gps[0].predict(xs, &Mean::PerColumn(ones(xs.nrows())));
-        for gp in &gps[1..] {
-            let (ml, vd) = gp.predict(xs, &Mean::SharedScale(m));
-            v = v * rho(gp).powi(2) + vd;
-            m = ml;
-        }
-        (m, v)
-    }
-
-    fn fitted(&self) -> Result<&(InputMap, OutputMap, Vec<Gp>)> {
-        self.fitted
-            .as_ref()
-            .ok_or(FusionError::NotFitted { model: "ar".into() })
+    /// Regressors of the per-fidelity constant means: [is low, is high].
+    fn level_means(hf: &[bool]) -> Array2<f64> {
+        Array2::from_shape_fn((hf.len(), 2), |(i, j)| {
+            f64::from(u8::from(hf[i] == (j == 1)))
+        })
     }
 
     fn encoded(&self, x: ArrayView2<f64>) -> Result<(&OutputMap, Array2<f64>, Array1<f64>)> {
-        let (im, om, gps) = self.fitted()?;
+        let (im, om, gp) = self
+            .fitted
+            .as_ref()
+            .ok_or(FusionError::NotFitted { model: "ar".into() })?;
         check_width(self.name(), x, im.mean.len())?;
-        let (m, v) = Self::chain(gps, im.transform(x).view());
+        let regressors = Mean::PerColumn(Self::level_means(&vec![true; x.nrows()]));
+        let (m, v) = gp.predict(im.transform(x).view(), &regressors);
         Ok((om, m, v))
-    }
-}
-
-fn rho(gp: &Gp) -> f64 {
-    match gp.mean {
-        MeanFit::SharedScale { rho, .. } => rho,
-        MeanFit::PerColumn(_) => 1.0,
     }
 }
 
@@ -78,39 +66,41 @@ impl FusionModel for Ar {
         let (all_x, all_y) = stacked(train);
         let im = InputMap::fit(all_x.view())?;
         let om = OutputMap::fit(all_y.view(), p.pca, p.pca_tol, p.max_components)?;
-        ctx.progress.start("ar", train.levels.len() as u64);
-        let mut gps: Vec<Gp> = Vec::new();
-        for (l, level) in train.levels.iter().enumerate() {
-            let x = im.transform(level.inputs.view());
-            let y = om.encode(level.outputs.view());
-            let mean = if l == 0 {
-                Mean::PerColumn(ones(x.nrows()))
-            } else {
-                Mean::SharedScale(Self::chain(&gps, x.view()).0)
-            };
-            let problem = Problem::new(
-                self.name(),
-                vec![x.ncols()],
-                p.noise,
-                x.view(),
-                y.view(),
-                &mean,
-            );
-            gps.push(problem.fit(p.restarts, iters, ctx.seed.wrapping_add(l as u64))?);
-            ctx.progress.advance(1);
-        }
+        let (lo, hi) = (&train.levels[0], train.highest());
+        let x = concatenate(
+            Axis(0),
+            &[
+                im.transform(lo.inputs.view()).view(),
+                im.transform(hi.inputs.view()).view(),
+            ],
+        )
+        .expect("same width");
+        let y = concatenate(
+            Axis(0),
+            &[
+                om.encode(lo.outputs.view()).view(),
+                om.encode(hi.outputs.view()).view(),
+            ],
+        )
+        .expect("same width");
+        let hf: Vec<bool> = (0..x.nrows()).map(|i| i >= lo.inputs.nrows()).collect();
+        let mean = Mean::PerColumn(Self::level_means(&hf));
+        ctx.progress.start("ar", 1);
+        let gp = Problem::cokriging(self.name(), p.noise, x.view(), y.view(), hf, &mean)
+            .fit(p.restarts, iters, ctx.seed)?;
         ctx.progress.finish();
+        let summary = gp.summary();
         let report = FitReport {
             epochs: iters,
-            final_loss: -gps.last().expect("two levels").lml,
+            final_loss: -gp.lml,
             hyperparameters: serde_json::json!({
                 "params": p,
-                "rho": gps[1..].iter().map(rho).collect::<Vec<_>>(),
-                "levels": gps.iter().map(Gp::summary).collect::<Vec<_>>(),
+                "rho": [summary["cokriging"]["rho"]],
+                "gp": summary,
                 "components": om.width(),
             }),
         };
-        self.fitted = Some((im, om, gps));
+        self.fitted = Some((im, om, gp));
         Ok(report)
     }
 

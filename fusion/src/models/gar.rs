@@ -56,12 +56,10 @@ impl Gar {
         let (h, vl) = Self::regressors(&f.lf, xs.view());
         let (m, vd) = f.hf.predict(xs.view(), &Mean::PerColumn(h));
         // sum_k W_jk^2 per high-fidelity coefficient j (row 0 of B is the constant).
-        let w2: Array1<f64> = match &f.hf.mean {
-            MeanFit::PerColumn(b) => (0..b.ncols())
-                .map(|j| (1..b.nrows()).map(|k| b[(k, j)].powi(2)).sum())
-                .collect(),
-            MeanFit::SharedScale { .. } => unreachable!("gar fits a per-column mean"),
-        };
+        let MeanFit::PerColumn(b) = &f.hf.mean;
+        let w2: Array1<f64> = (0..b.ncols())
+            .map(|j| (1..b.nrows()).map(|k| b[(k, j)].powi(2)).sum())
+            .collect();
         let var = vl.insert_axis(Axis(1)).dot(&w2.insert_axis(Axis(0))) + vd.insert_axis(Axis(1));
         Ok((&f.om, m, var))
     }
