@@ -62,19 +62,19 @@ seeds = {seeds}
 n_test = 50
 models = ["ar", "nar"]
 [models.ar]
-restarts = 5
+restarts = {restarts}
 [models.nar]
-restarts = 5
+restarts = {restarts}
 mc_samples = 100
 [search]
 method = "none"
 """
 
 
-def run_mfpipe(problem, seeds, out):
+def run_mfpipe(problem, seeds, out, restarts):
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "gp.toml"
-    cfg.write_text(CONFIG.format(problem=problem, n_hf=N_HF, seeds=list(range(seeds))))
+    cfg.write_text(CONFIG.format(problem=problem, n_hf=N_HF, seeds=list(range(seeds)), restarts=restarts))
     exe = ROOT / "target" / "release" / "pipeline"
     t0 = time.perf_counter()
     r = subprocess.run(
@@ -118,11 +118,12 @@ def main():
     ap.add_argument("--problems", default="borehole,currin,park")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "emukit"))
+    ap.add_argument("--restarts", type=int, default=5, help="mfpipe's L-BFGS starts (Emukit: 5)")
     a = ap.parse_args()
     summary = []
     for problem in a.problems.split(","):
         records, splits, (xl_all, yl_all), (xh_all, yh_all), wall = run_mfpipe(
-            problem, a.seeds, Path(a.out) / problem
+            problem, a.seeds, Path(a.out) / problem, a.restarts
         )
         test = splits["test_hf"]
         xt, yt = xh_all[test], yh_all[test].reshape(-1)
