@@ -53,13 +53,15 @@ pub enum XAxis {
     Counts,
     /// Continuous positive values: log10 scale with a tick at every power of ten.
     Log,
+    /// Sample counts over a narrow range (N_L = 20..50): linear, a tick every 10.
+    Linear,
 }
 
 impl XAxis {
     fn base(self) -> f64 {
         match self {
             XAxis::Counts => 2.0,
-            XAxis::Log => 10.0,
+            XAxis::Log | XAxis::Linear => 10.0,
         }
     }
 }
@@ -76,7 +78,8 @@ pub fn curves(
 ) -> Result<()> {
     init_font();
     let b = xaxis.base();
-    let tx = |x: f64| x.ln() / b.ln();
+    let linear = xaxis == XAxis::Linear;
+    let tx = |x: f64| if linear { x / 10.0 } else { x.ln() / b.ln() };
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
         f64::NEG_INFINITY,
@@ -121,8 +124,8 @@ pub fn curves(
             if (v - r).abs() > 1e-6 {
                 return String::new();
             }
-            let x = b.powf(r);
-            if xaxis == XAxis::Counts || (1.0..1e4).contains(&x) {
+            let x = if linear { 10.0 * r } else { b.powf(r) };
+            if linear || xaxis == XAxis::Counts || (1.0..1e4).contains(&x) {
                 format!("{x}")
             } else {
                 format!("1e{r}")

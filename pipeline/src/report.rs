@@ -112,7 +112,7 @@ fn rmse_vs_nlf(dir: &Path, problem: &str, plan: &Plan, grouped: &[Group]) -> Res
         "number of low-fidelity training samples N_L (single-fidelity models: flat)",
         "RMSE",
         &series,
-        plots::XAxis::Counts,
+        plots::XAxis::Linear,
     )
 }
 
