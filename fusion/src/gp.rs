@@ -89,26 +89,23 @@ impl GpParams {
     }
 }
 
-/// The mean function's regressors at the training inputs (and, at prediction, at the new ones).
-#[derive(Debug, Clone)]
-pub enum Mean {
-    /// Y = H B: one coefficient column per output; H [N, p]. A constant mean is H = 1.
-    PerColumn(Array2<f64>),
+/// The regressors of a constant mean at n points: a column of ones.
+pub fn constant(n: usize) -> Array2<f64> {
+    Array2::ones((n, 1))
 }
 
-/// Fitted mean coefficients.
-#[derive(Debug, Clone)]
-pub enum MeanFit {
-    PerColumn(DMatrix<f64>),
-}
-
-impl MeanFit {
-    /// The mean at new points from their regressors (same variant as at fit time).
-    pub fn at(&self, regressors: &Mean) -> DMatrix<f64> {
-        match (self, regressors) {
-            (MeanFit::PerColumn(b), Mean::PerColumn(h)) => to_na(h.view()) * b,
-        }
-    }
+/// A GP with one ARD term over all input columns and a constant mean, hyperparameters as
+/// `p` says: `gp-hf`, and the low-fidelity GPs of `nar` and `gar`.
+pub fn fit_constant_mean(
+    model: &str,
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    p: &GpParams,
+    max_iters: usize,
+    seed: u64,
+) -> Result<Gp> {
+    let h = constant(x.nrows());
+    Problem::new(model, vec![x.ncols()], p.noise, x, y, h.view()).fit(p.restarts, max_iters, seed)
 }
 
 /// Layout of the hyperparameter vector: for each term its log length scales then its log
@@ -219,7 +216,8 @@ pub struct Gp {
     chol: Cholesky<f64, Dyn>,
     /// K^-1 (Y - mean) [N, D].
     alpha: DMatrix<f64>,
-    pub mean: MeanFit,
+    /// GLS coefficients of the mean [q, D] (one column per output).
+    pub beta: DMatrix<f64>,
     /// Log marginal likelihood at `theta`.
     pub lml: f64,
     /// Jitter (relative to the signal variance) the final Cholesky needed.
@@ -240,7 +238,8 @@ pub struct Problem<'a> {
     layout: Layout,
     x: ArrayView2<'a, f64>,
     y: DMatrix<f64>,
-    mean: &'a Mean,
+    /// The mean's regressors H [N, p]: Y = H B + GP, B by GLS (one column per output).
+    h: DMatrix<f64>,
     /// Squared differences per input column, each [N, N].
     sq: Vec<DMatrix<f64>>,
 }
@@ -251,20 +250,20 @@ struct Eval {
     grad: Vec<f64>,
     chol: Cholesky<f64, Dyn>,
     alpha: DMatrix<f64>,
-    mean: MeanFit,
+    beta: DMatrix<f64>,
     jitter: f64,
 }
 
 impl<'a> Problem<'a> {
     /// `cols`: the kernel's terms (see the module docs); `x` [N, p] with p >= every cols[t];
-    /// `y` [N, D].
+    /// `y` [N, D]; `h` the mean's regressors [N, q] ([`constant`] for a constant mean).
     pub fn new(
         model: &'a str,
         cols: Vec<usize>,
         fixed_noise: Option<f64>,
         x: ArrayView2<'a, f64>,
         y: ArrayView2<f64>,
-        mean: &'a Mean,
+        h: ArrayView2<f64>,
     ) -> Self {
         let n = x.nrows();
         let p = cols.iter().copied().max().unwrap_or(0);
@@ -280,7 +279,7 @@ impl<'a> Problem<'a> {
             },
             x,
             y: to_na(y),
-            mean,
+            h: to_na(h),
             sq,
         }
     }
@@ -295,10 +294,10 @@ impl<'a> Problem<'a> {
         x: ArrayView2<'a, f64>,
         y: ArrayView2<f64>,
         hf: Vec<bool>,
-        mean: &'a Mean,
+        h: ArrayView2<f64>,
     ) -> Self {
         let d = x.ncols();
-        let mut p = Self::new(model, vec![d, d], fixed_noise, x, y, mean);
+        let mut p = Self::new(model, vec![d, d], fixed_noise, x, y, h);
         p.layout.cokriging = Some(hf);
         p
     }
@@ -364,7 +363,7 @@ impl<'a> Problem<'a> {
                     JITTERS[JITTERS.len() - 1]
                 ),
             })?;
-        let (resid, mean) = self.gls(&chol);
+        let (resid, beta) = self.gls(&chol);
         let alpha = chol.solve(&resid);
         let logdet: f64 = chol
             .l_dirty()
@@ -417,34 +416,30 @@ impl<'a> Problem<'a> {
             grad: g,
             chol,
             alpha,
-            mean,
+            beta,
             jitter,
         })
     }
 
-    /// GLS coefficients of the mean for this covariance, and the residuals Y - mean.
-    fn gls(&self, chol: &Cholesky<f64, Dyn>) -> (DMatrix<f64>, MeanFit) {
-        match self.mean {
-            Mean::PerColumn(h) => {
-                let h = to_na(h.view());
-                let kih = chol.solve(&h);
-                let mut a = h.transpose() * &kih;
-                // A tiny ridge keeps the normal equations solvable when the regressors
-                // outnumber or duplicate each other (the minimum-norm-like solution).
-                let ridge = 1e-10 * a.trace().max(1e-300) / a.nrows().max(1) as f64;
-                for i in 0..a.nrows() {
-                    a[(i, i)] += ridge;
-                }
-                let rhs = kih.transpose() * &self.y;
-                let b = a
-                    .clone()
-                    .cholesky()
-                    .map(|c| c.solve(&rhs))
-                    .or_else(|| a.lu().solve(&rhs))
-                    .unwrap_or_else(|| DMatrix::zeros(h.ncols(), self.y.ncols()));
-                (&self.y - &h * &b, MeanFit::PerColumn(b))
-            }
+    /// GLS coefficients B of the mean for this covariance, and the residuals Y - H B.
+    fn gls(&self, chol: &Cholesky<f64, Dyn>) -> (DMatrix<f64>, DMatrix<f64>) {
+        let h = &self.h;
+        let kih = chol.solve(h);
+        let mut a = h.transpose() * &kih;
+        // A tiny ridge keeps the normal equations solvable when the regressors outnumber or
+        // duplicate each other (the minimum-norm-like solution).
+        let ridge = 1e-10 * a.trace().max(1e-300) / a.nrows().max(1) as f64;
+        for i in 0..a.nrows() {
+            a[(i, i)] += ridge;
         }
+        let rhs = kih.transpose() * &self.y;
+        let b = a
+            .clone()
+            .cholesky()
+            .map(|c| c.solve(&rhs))
+            .or_else(|| a.lu().solve(&rhs))
+            .unwrap_or_else(|| DMatrix::zeros(h.ncols(), self.y.ncols()));
+        (&self.y - h * &b, b)
     }
 
     /// Log marginal likelihood and its gradient at theta (for tests and diagnostics).
@@ -508,7 +503,7 @@ impl<'a> Problem<'a> {
             x: self.x.to_owned(),
             chol: e.chol,
             alpha: e.alpha,
-            mean: e.mean,
+            beta: e.beta,
             lml: e.lml,
             jitter: e.jitter,
         })
@@ -625,7 +620,7 @@ impl Gp {
     /// Posterior mean [N*, D] and latent variance [N*] (shared by the output columns) at
     /// inputs `xs` [N*, p], given the mean's regressors there. With co-kriging, of the high
     /// fidelity.
-    pub fn predict(&self, xs: ArrayView2<f64>, regressors: &Mean) -> (Array2<f64>, Array1<f64>) {
+    pub fn predict(&self, xs: ArrayView2<f64>, h: ArrayView2<f64>) -> (Array2<f64>, Array1<f64>) {
         let hp = self.layout.unpack(&self.theta);
         let ck = self.layout.cokriging.is_some();
         let (n, m) = (self.x.nrows(), xs.nrows());
@@ -646,7 +641,7 @@ impl Gp {
                 }
             }
         }
-        let mean = self.mean.at(regressors) + ks.transpose() * &self.alpha;
+        let mean = to_na(h) * &self.beta + ks.transpose() * &self.alpha;
         let v = self
             .chol
             .l_dirty()
@@ -662,8 +657,7 @@ impl Gp {
     pub fn summary(&self) -> serde_json::Value {
         let hp = self.layout.unpack(&self.theta);
         let (ls, s2) = (&hp.ls, &hp.s2);
-        let MeanFit::PerColumn(b) = &self.mean;
-        let mean = serde_json::json!({ "regressors": b.nrows() });
+        let mean = serde_json::json!({ "regressors": self.beta.nrows() });
         serde_json::json!({
             "length_scales": ls,
             "signal_std": s2.iter().map(|v| v.sqrt()).collect::<Vec<_>>(),

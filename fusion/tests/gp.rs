@@ -3,7 +3,7 @@
 //! against finite differences, and the nonlinear LF/HF relation that separates `nar` from `ar`.
 
 use mfpipe_data::NoProgress;
-use mfpipe_fusion::gp::{Mean, Problem};
+use mfpipe_fusion::gp::{constant, Problem};
 use mfpipe_fusion::{registry, Budget, FitContext, FitReport, FusionModel, LevelSet, MfTrainSet};
 use ndarray::{Array1, Array2};
 use std::f64::consts::PI;
@@ -153,36 +153,37 @@ fn the_likelihood_gradient_matches_finite_differences() {
     });
     let lf = Array2::from_shape_fn((12, 2), |(i, j)| y[[i, j]] * 0.8 + 0.1 * x[[i, 0]]);
     let xf = ndarray::concatenate(ndarray::Axis(1), &[x.view(), lf.view()]).unwrap();
-    let ones = Array2::ones((12, 1));
+    let ones = constant(12);
     // Co-kriging: the first 7 rows low-fidelity, the rest high; a constant mean per level.
     let hf: Vec<bool> = (0..12).map(|i| i >= 7).collect();
     let per_level = Array2::from_shape_fn((12, 2), |(i, j)| f64::from(u8::from(hf[i] == (j == 1))));
-    let (m1, m2, m3, m4) = (
-        Mean::PerColumn(ones.clone()),
-        Mean::PerColumn(ones),
-        Mean::PerColumn(per_level.clone()),
-        Mean::PerColumn(per_level),
-    );
     // (what, problem, number of hyperparameters)
     let cases = [
         (
             "ARD, fitted noise",
-            Problem::new("test", vec![2], None, x.view(), y.view(), &m1),
+            Problem::new("test", vec![2], None, x.view(), y.view(), ones.view()),
             4,
         ),
         (
             "NARGP kernel",
-            Problem::new("test", vec![4, 2], None, xf.view(), y.view(), &m2),
+            Problem::new("test", vec![4, 2], None, xf.view(), y.view(), ones.view()),
             9,
         ),
         (
             "co-kriging, fitted noises (rho and two noise levels)",
-            Problem::cokriging("test", None, x.view(), y.view(), hf.clone(), &m3),
+            Problem::cokriging(
+                "test",
+                None,
+                x.view(),
+                y.view(),
+                hf.clone(),
+                per_level.view(),
+            ),
             9,
         ),
         (
             "co-kriging, fixed noise",
-            Problem::cokriging("test", Some(1e-3), x.view(), y.view(), hf, &m4),
+            Problem::cokriging("test", Some(1e-3), x.view(), y.view(), hf, per_level.view()),
             7,
         ),
     ];

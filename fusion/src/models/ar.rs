@@ -12,7 +12,7 @@
 //! Predictive variance: the co-kriging posterior's at the high fidelity.
 
 use super::{check_levels, check_width, field_var, stacked};
-use crate::gp::{Gp, GpParams, Mean, Problem};
+use crate::gp::{Gp, GpParams, Problem};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
 use ndarray::{concatenate, Array1, Array2, ArrayView2, Axis};
@@ -44,8 +44,8 @@ impl Ar {
             .as_ref()
             .ok_or(FusionError::NotFitted { model: "ar".into() })?;
         check_width(self.name(), x, im.mean.len())?;
-        let regressors = Mean::PerColumn(Self::level_means(&vec![true; x.nrows()]));
-        let (m, v) = gp.predict(im.transform(x).view(), &regressors);
+        let regressors = Self::level_means(&vec![true; x.nrows()]);
+        let (m, v) = gp.predict(im.transform(x).view(), regressors.view());
         Ok((om, m, v))
     }
 }
@@ -84,9 +84,9 @@ impl FusionModel for Ar {
         )
         .expect("same width");
         let hf: Vec<bool> = (0..x.nrows()).map(|i| i >= lo.inputs.nrows()).collect();
-        let mean = Mean::PerColumn(Self::level_means(&hf));
+        let means = Self::level_means(&hf);
         ctx.progress.start("ar", 1);
-        let gp = Problem::cokriging(self.name(), p.noise, x.view(), y.view(), hf, &mean)
+        let gp = Problem::cokriging(self.name(), p.noise, x.view(), y.view(), hf, means.view())
             .fit(p.restarts, iters, ctx.seed)?;
         ctx.progress.finish();
         let summary = gp.summary();

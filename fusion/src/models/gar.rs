@@ -11,8 +11,8 @@
 //! Predictive variance: var_L(x) sum_k W_jk^2 + var_delta(x) per coefficient j (the
 //! low-fidelity coefficients share one kernel, hence one variance).
 
-use super::{check_levels, check_width, ones};
-use crate::gp::{Gp, GpParams, Mean, MeanFit, Problem};
+use super::{check_levels, check_width};
+use crate::gp::{constant, fit_constant_mean, Gp, GpParams, Problem};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
 use ndarray::{concatenate, Array1, Array2, ArrayView2, Axis};
@@ -41,8 +41,9 @@ impl Gar {
     /// Regressors [1, z_L(x)] from the low-fidelity posterior mean, and that posterior's
     /// variance.
     fn regressors(lf: &Gp, xs: ArrayView2<f64>) -> (Array2<f64>, Array1<f64>) {
-        let (m, v) = lf.predict(xs, &Mean::PerColumn(ones(xs.nrows())));
-        let h = concatenate(Axis(1), &[ones(xs.nrows()).view(), m.view()]).expect("same rows");
+        let one = constant(xs.nrows());
+        let (m, v) = lf.predict(xs, one.view());
+        let h = concatenate(Axis(1), &[one.view(), m.view()]).expect("same rows");
         (h, v)
     }
 
@@ -54,9 +55,9 @@ impl Gar {
         check_width(self.name(), x, f.im.mean.len())?;
         let xs = f.im.transform(x);
         let (h, vl) = Self::regressors(&f.lf, xs.view());
-        let (m, vd) = f.hf.predict(xs.view(), &Mean::PerColumn(h));
+        let (m, vd) = f.hf.predict(xs.view(), h.view());
         // sum_k W_jk^2 per high-fidelity coefficient j (row 0 of B is the constant).
-        let MeanFit::PerColumn(b) = &f.hf.mean;
+        let b = &f.hf.beta;
         let w2: Array1<f64> = (0..b.ncols())
             .map(|j| (1..b.nrows()).map(|k| b[(k, j)].powi(2)).sum())
             .collect();
@@ -86,28 +87,18 @@ impl FusionModel for Gar {
         ctx.progress.start("gar", 2);
         let xl = im.transform(lo.inputs.view());
         let zl = om_low.encode(lo.outputs.view());
-        let const_l = Mean::PerColumn(ones(xl.nrows()));
-        let lf = Problem::new(
-            self.name(),
-            vec![xl.ncols()],
-            p.noise,
-            xl.view(),
-            zl.view(),
-            &const_l,
-        )
-        .fit(p.restarts, iters, ctx.seed)?;
+        let lf = fit_constant_mean(self.name(), xl.view(), zl.view(), p, iters, ctx.seed)?;
         ctx.progress.advance(1);
         let xh = im.transform(hi.inputs.view());
         let zh = om.encode(hi.outputs.view());
         let (h, _) = Self::regressors(&lf, xh.view());
-        let mean = Mean::PerColumn(h);
         let hf = Problem::new(
             self.name(),
             vec![xh.ncols()],
             p.noise,
             xh.view(),
             zh.view(),
-            &mean,
+            h.view(),
         )
         .fit(p.restarts, iters, ctx.seed.wrapping_add(1))?;
         ctx.progress.finish();

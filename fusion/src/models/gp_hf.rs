@@ -2,11 +2,11 @@
 //! kernel, constant mean, hyperparameters by maximum marginal likelihood) — the classic
 //! single-fidelity surrogate.
 
-use super::{check_width, field_var, ones};
-use crate::gp::{Gp, GpParams, Mean, Problem};
+use super::{check_width, field_var};
+use crate::gp::{constant, fit_constant_mean, Gp, GpParams};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2};
 
 pub struct GpHf {
     params: GpParams,
@@ -22,10 +22,14 @@ impl GpHf {
         })
     }
 
-    fn fitted(&self) -> Result<&(InputMap, OutputMap, Gp)> {
-        self.fitted.as_ref().ok_or(FusionError::NotFitted {
+    /// Posterior mean and variance in encoded coordinates.
+    fn encoded(&self, x: ArrayView2<f64>) -> Result<(&OutputMap, Array2<f64>, Array1<f64>)> {
+        let (im, om, gp) = self.fitted.as_ref().ok_or(FusionError::NotFitted {
             model: "gp-hf".into(),
-        })
+        })?;
+        check_width(self.name(), x, im.mean.len())?;
+        let (m, v) = gp.predict(im.transform(x).view(), constant(x.nrows()).view());
+        Ok((om, m, v))
     }
 }
 
@@ -56,17 +60,8 @@ impl FusionModel for GpHf {
         let output_map = OutputMap::fit(hf.outputs.view(), p.pca, p.pca_tol, p.max_components)?;
         let x = input_map.transform(hf.inputs.view());
         let y = output_map.encode(hf.outputs.view());
-        let mean = Mean::PerColumn(ones(x.nrows()));
         ctx.progress.start("gp-hf", 1);
-        let gp = Problem::new(
-            self.name(),
-            vec![x.ncols()],
-            p.noise,
-            x.view(),
-            y.view(),
-            &mean,
-        )
-        .fit(p.restarts, iters, ctx.seed)?;
+        let gp = fit_constant_mean(self.name(), x.view(), y.view(), p, iters, ctx.seed)?;
         ctx.progress.finish();
         let report = FitReport {
             epochs: iters,
@@ -82,16 +77,12 @@ impl FusionModel for GpHf {
     }
 
     fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
-        let (im, om, gp) = self.fitted()?;
-        check_width(self.name(), x, im.mean.len())?;
-        let (m, _) = gp.predict(im.transform(x).view(), &Mean::PerColumn(ones(x.nrows())));
+        let (om, m, _) = self.encoded(x)?;
         Ok(om.decode(m.view()))
     }
 
     fn predict_var(&self, x: ArrayView2<f64>) -> Result<Option<Array2<f64>>> {
-        let (im, om, gp) = self.fitted()?;
-        check_width(self.name(), x, im.mean.len())?;
-        let (_, v) = gp.predict(im.transform(x).view(), &Mean::PerColumn(ones(x.nrows())));
+        let (om, _, v) = self.encoded(x)?;
         Ok(Some(field_var(om, v)))
     }
 }

@@ -150,11 +150,6 @@ pub(crate) fn check_width(model: &str, x: ArrayView2<f64>, expected: usize) -> R
     Ok(())
 }
 
-/// A column of ones [n, 1]: the constant-mean regressor.
-pub(crate) fn ones(n: usize) -> Array2<f64> {
-    Array2::ones((n, 1))
-}
-
 /// Inputs and outputs of every level stacked (the maps of the fusion GPs are fitted on all
 /// training data, so that all levels share one coefficient space).
 pub(crate) fn stacked(train: &crate::MfTrainSet) -> (Array2<f64>, Array2<f64>) {

@@ -8,8 +8,8 @@
 //! Two levels: the lowest and the highest in the training set. For fields, f_L enters as its
 //! PCA coefficients (one basis fitted on all training outputs).
 
-use super::{check_levels, check_width, ones, stacked};
-use crate::gp::{Gp, GpParams, Mean, Problem};
+use super::{check_levels, check_width, stacked};
+use crate::gp::{constant, fit_constant_mean, Gp, GpParams, Problem};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
 use ndarray::{concatenate, Array2, ArrayView2, Axis};
@@ -47,7 +47,7 @@ impl Nar {
         check_width(self.name(), x, f.im.mean.len())?;
         let xs = f.im.transform(x);
         let n = xs.nrows();
-        let (ml, vl) = f.lf.predict(xs.view(), &Mean::PerColumn(ones(n)));
+        let (ml, vl) = f.lf.predict(xs.view(), constant(n).view());
         let k = ml.ncols();
         let s = self.params.mc_samples;
         let mut rng = ChaCha8Rng::seed_from_u64(f.seed ^ 0x6e61_7267);
@@ -62,7 +62,7 @@ impl Nar {
                 Array2::from_shape_simple_fn((n, k), || StandardNormal.sample(&mut rng));
             let draw = &ml + &(&eps * &sd);
             let z = concatenate(Axis(1), &[xs.view(), draw.view()]).expect("same rows");
-            let (m, v) = f.hf.predict(z.view(), &Mean::PerColumn(ones(n)));
+            let (m, v) = f.hf.predict(z.view(), constant(n).view());
             sum += &m;
             sum2 += &(&m * &m);
             var += &v.insert_axis(Axis(1));
@@ -94,22 +94,13 @@ impl FusionModel for Nar {
         ctx.progress.start("nar", 2);
         let xl = im.transform(lo.inputs.view());
         let yl = om.encode(lo.outputs.view());
-        let const_l = Mean::PerColumn(ones(xl.nrows()));
-        let lf = Problem::new(
-            self.name(),
-            vec![xl.ncols()],
-            p.noise,
-            xl.view(),
-            yl.view(),
-            &const_l,
-        )
-        .fit(p.restarts, iters, ctx.seed)?;
+        let lf = fit_constant_mean(self.name(), xl.view(), yl.view(), p, iters, ctx.seed)?;
         ctx.progress.advance(1);
         let xh = im.transform(hi.inputs.view());
         let yh = om.encode(hi.outputs.view());
-        let (fl, _) = lf.predict(xh.view(), &Mean::PerColumn(ones(xh.nrows())));
+        let (fl, _) = lf.predict(xh.view(), constant(xh.nrows()).view());
         let z = concatenate(Axis(1), &[xh.view(), fl.view()]).expect("same rows");
-        let const_h = Mean::PerColumn(ones(xh.nrows()));
+        let const_h = constant(xh.nrows());
         let d = xh.ncols();
         // k_x k_f over [x, f_L] plus k_d over x.
         let hf = Problem::new(
@@ -118,7 +109,7 @@ impl FusionModel for Nar {
             p.noise,
             z.view(),
             yh.view(),
-            &const_h,
+            const_h.view(),
         )
         .fit(p.restarts, iters, ctx.seed.wrapping_add(1))?;
         ctx.progress.finish();
