@@ -47,6 +47,11 @@ pub struct GpParams {
     /// `nar` only: Monte Carlo samples of the low-fidelity posterior propagated through the
     /// high-fidelity GP at prediction time.
     pub mc_samples: usize,
+    /// `nar` only: the low-fidelity GP's noise std in standardised output units, fixed
+    /// rather than fitted (`noise` is then the high-fidelity GP's). A small nugget, as in
+    /// Perdikaris et al. and Emukit: the low-fidelity data are deterministic, and a fitted
+    /// noise lets the LF GP smooth away structure the HF GP reads from f_L.
+    pub lf_noise: f64,
 }
 
 impl Default for GpParams {
@@ -59,6 +64,7 @@ impl Default for GpParams {
             pca_tol: 1e-6,
             max_components: 32,
             mc_samples: 100,
+            lf_noise: 1e-2,
         }
     }
 }
@@ -79,6 +85,9 @@ impl GpParams {
                 return bad(format!("noise = {n} must be in [0, 1] (or absent: fitted)"));
             }
         }
+        if !(self.lf_noise.is_finite() && (0.0..=1.0).contains(&self.lf_noise)) {
+            return bad(format!("lf_noise = {} must be in [0, 1]", self.lf_noise));
+        }
         if !(self.pca_tol.is_finite() && (0.0..1.0).contains(&self.pca_tol)) {
             return bad(format!("pca_tol = {} must be in [0, 1)", self.pca_tol));
         }
@@ -92,6 +101,11 @@ impl GpParams {
 /// The regressors of a constant mean at n points: a column of ones.
 pub fn constant(n: usize) -> Array2<f64> {
     Array2::ones((n, 1))
+}
+
+/// No regressors: a zero-mean GP (for outputs already standardised).
+pub fn zero_mean(n: usize) -> Array2<f64> {
+    Array2::zeros((n, 0))
 }
 
 /// A GP with one ARD term over all input columns and a constant mean, hyperparameters as
