@@ -7,7 +7,7 @@
 //! than observations; the paper keeps at least six observations per basis function): one
 //! row per value, one row per gradient component. With gradients only, the constant b is not
 //! identifiable and is left out: a gradient-only surrogate is defined up to a constant, which
-//! does not change its minimiser or its curvature. Least squares by SVD, singular values below
+//! does not change its minimiser or its curvature. Least squares by SVD (faer), singular values below
 //! 1e-12 of the largest dropped (the minimum-norm solution when a tiny eps makes the basis
 //! nearly collinear).
 
@@ -43,10 +43,10 @@ impl Construction {
             Construction::Gradients => "rbf-g",
         }
     }
-    fn uses_values(self) -> bool {
+    pub fn uses_values(self) -> bool {
         self != Construction::Gradients
     }
-    fn uses_gradients(self) -> bool {
+    pub fn uses_gradients(self) -> bool {
         self != Construction::Values
     }
 }
@@ -113,11 +113,26 @@ impl Rbf {
                 }
             }
         }
-        let svd = a.svd(true, true);
-        let tol = 1e-12 * svd.singular_values.max();
-        let sol = svd
-            .solve(&rhs, tol)
-            .map_err(|e| bad(format!("least squares failed: {e}")))?;
+        // faer's SVD: nalgebra's iterative one did not converge (looped for minutes) on some
+        // large-shape-parameter designs whose columns are nearly all zeros.
+        let fa = faer::Mat::<f64>::from_fn(rows, cols, |i, j| a[(i, j)]);
+        let svd = fa.thin_svd().map_err(|e| {
+            bad(format!(
+                "least squares failed: the SVD did not converge ({e:?})"
+            ))
+        })?;
+        let (u, s, v) = (svd.U(), svd.S().column_vector(), svd.V());
+        let tol = 1e-12 * s.iter().cloned().fold(0.0, f64::max);
+        let mut sol = DVector::<f64>::zeros(cols);
+        for k in 0..s.nrows() {
+            if s[k] <= tol {
+                continue;
+            }
+            let c = (0..rows).map(|i| u[(i, k)] * rhs[i]).sum::<f64>() / s[k];
+            for j in 0..cols {
+                sol[j] += c * v[(j, k)];
+            }
+        }
         let weights = sol.rows(0, k).into_owned();
         let constant = if with_const { sol[k] } else { 0.0 };
         Ok(Self {
@@ -181,5 +196,12 @@ fn phi(w: &[f64], c: &DMatrix<f64>, j: usize, eps: f64) -> f64 {
         .enumerate()
         .map(|(a, v)| (v - c[(j, a)]).powi(2))
         .sum();
-    (-eps * r2).exp()
+    let e = eps * r2;
+    // Below exp(-700) the value is a subnormal or zero: flush it to exactly zero. Subnormals
+    // cost ~100x per operation and stall the SVD's iterations for wide-shape-parameter fits.
+    if e > 700.0 {
+        0.0
+    } else {
+        (-e).exp()
+    }
 }

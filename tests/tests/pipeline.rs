@@ -485,7 +485,21 @@ fn the_rbf_study_runs_and_the_full_batch_loss_gives_positive_definite_surrogates
     {
         assert_eq!(r["pd_everywhere"], true, "{r}");
     }
-    assert!(std::fs::read_to_string(d.path().join("rbf/report.md"))
-        .unwrap()
-        .contains("| 3 | rbf-g |"));
+    // Cross-validation picks exactly one shape parameter per batch, draw and construction,
+    // and on the full batch the picked surrogate is positive definite too.
+    for batch in [3, 121] {
+        for s in ["rbf-f", "rbf-fg", "rbf-g"] {
+            let picked: Vec<_> = rows
+                .iter()
+                .filter(|r| r["batch"] == batch && r["surrogate"] == s && r["cv_choice"] == true)
+                .collect();
+            assert_eq!(picked.len(), 1, "{batch} {s}");
+            if batch == 121 {
+                assert_eq!(picked[0]["pd_everywhere"], true, "{}", picked[0]);
+            }
+        }
+    }
+    let report = std::fs::read_to_string(d.path().join("rbf/report.md")).unwrap();
+    assert!(report.contains("| 3 | rbf-g |"));
+    assert!(report.contains("chosen by cross-validation"));
 }
