@@ -151,7 +151,8 @@ pub fn run(s: &Settings) -> Result<Vec<Row>> {
                 grads[[i, 0]] = g[0];
                 grads[[i, 1]] = g[1];
             }
-            let mut order: Vec<usize> = (0..ws.len()).collect();
+            let all: Vec<usize> = (0..ws.len()).collect();
+            let mut order = all.clone();
             order.shuffle(&mut rng);
             let data = Data {
                 ws: &ws,
@@ -164,7 +165,7 @@ pub fn run(s: &Settings) -> Result<Vec<Row>> {
             for kind in Construction::ALL {
                 let first = rows.len();
                 for &shape in &s.shapes {
-                    let rbf = data.fit(kind, shape, None)?;
+                    let rbf = data.fit(kind, shape, &all)?;
                     let curv: Vec<f64> = ws.iter().map(|w| rbf.min_curvature(w)).collect();
                     let at_min = ws
                         .iter()
@@ -211,26 +212,16 @@ struct Data<'a> {
 }
 
 impl Data<'_> {
-    /// The surrogate fitted on the grid points `rows` (all when None).
-    fn fit(&self, kind: Construction, shape: f64, rows: Option<&[usize]>) -> Result<Rbf> {
-        Ok(match rows {
-            None => Rbf::fit(
-                kind,
-                self.centres.view(),
-                shape,
-                self.points.view(),
-                self.values.view(),
-                self.grads.view(),
-            )?,
-            Some(r) => Rbf::fit(
-                kind,
-                self.centres.view(),
-                shape,
-                self.points.select(Axis(0), r).view(),
-                self.values.select(Axis(0), r).view(),
-                self.grads.select(Axis(0), r).view(),
-            )?,
-        })
+    /// The surrogate fitted on the grid points `rows`.
+    fn fit(&self, kind: Construction, shape: f64, rows: &[usize]) -> Result<Rbf> {
+        Ok(Rbf::fit(
+            kind,
+            self.centres.view(),
+            shape,
+            self.points.select(Axis(0), rows).view(),
+            self.values.select(Axis(0), rows).view(),
+            self.grads.select(Axis(0), rows).view(),
+        )?)
     }
 
     /// Sum of squared residuals on held-out grid points over `FOLDS` folds (`order` is a
@@ -245,7 +236,7 @@ impl Data<'_> {
                 .filter(|(j, _)| j % FOLDS != k)
                 .map(|(_, &i)| i)
                 .collect();
-            let rbf = self.fit(kind, shape, Some(&kept))?;
+            let rbf = self.fit(kind, shape, &kept)?;
             for i in held {
                 let w = &self.ws[i];
                 if kind.uses_values() {

@@ -11,11 +11,11 @@
 //! on all training outputs), so a rho shared by the coefficients is rho on the field.
 //! Predictive variance: the co-kriging posterior's at the high fidelity.
 
-use super::{check_levels, check_width, field_var, stacked};
+use super::{check_levels, check_width, field_var, shared_maps, vstack};
 use crate::gp::{Gp, GpParams, Problem};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
-use ndarray::{concatenate, Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2};
 
 pub struct Ar {
     params: GpParams,
@@ -63,26 +63,16 @@ impl FusionModel for Ar {
         check_levels(self.name(), train, 2)?;
         let p = &self.params;
         let [iters] = ctx.budget.phases([p.max_iters]);
-        let (all_x, all_y) = stacked(train);
-        let im = InputMap::fit(all_x.view())?;
-        let om = OutputMap::fit(all_y.view(), p.pca, p.pca_tol, p.max_components)?;
+        let (im, om) = shared_maps(train, p)?;
         let (lo, hi) = (&train.levels[0], train.highest());
-        let x = concatenate(
-            Axis(0),
-            &[
-                im.transform(lo.inputs.view()).view(),
-                im.transform(hi.inputs.view()).view(),
-            ],
-        )
-        .expect("same width");
-        let y = concatenate(
-            Axis(0),
-            &[
-                om.encode(lo.outputs.view()).view(),
-                om.encode(hi.outputs.view()).view(),
-            ],
-        )
-        .expect("same width");
+        let x = vstack(
+            im.transform(lo.inputs.view()).view(),
+            im.transform(hi.inputs.view()).view(),
+        );
+        let y = vstack(
+            om.encode(lo.outputs.view()).view(),
+            om.encode(hi.outputs.view()).view(),
+        );
         let hf: Vec<bool> = (0..x.nrows()).map(|i| i >= lo.inputs.nrows()).collect();
         let means = Self::level_means(&hf);
         ctx.progress.start("ar", 1);

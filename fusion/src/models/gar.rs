@@ -11,7 +11,7 @@
 //! Predictive variance: var_L(x) sum_k W_jk^2 + var_delta(x) per coefficient j (the
 //! low-fidelity coefficients share one kernel, hence one variance).
 
-use super::{check_levels, check_width};
+use super::{check_levels, check_width, shared_maps};
 use crate::gp::{constant, fit_constant_mean, Gp, GpParams, Problem};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
@@ -80,10 +80,8 @@ impl FusionModel for Gar {
         let p = &self.params;
         let [iters] = ctx.budget.phases([p.max_iters]);
         let (lo, hi) = (&train.levels[0], train.highest());
-        let (all_x, all_y) = super::stacked(train);
-        let im = InputMap::fit(all_x.view())?;
+        let (im, om) = shared_maps(train, p)?;
         let om_low = OutputMap::fit(lo.outputs.view(), p.pca, p.pca_tol, p.max_components)?;
-        let om = OutputMap::fit(all_y.view(), p.pca, p.pca_tol, p.max_components)?;
         ctx.progress.start("gar", 2);
         let xl = im.transform(lo.inputs.view());
         let zl = om_low.encode(lo.outputs.view());

@@ -150,15 +150,20 @@ pub(crate) fn check_width(model: &str, x: ArrayView2<f64>, expected: usize) -> R
     Ok(())
 }
 
-/// Inputs and outputs of every level stacked (the maps of the fusion GPs are fitted on all
-/// training data, so that all levels share one coefficient space).
-pub(crate) fn stacked(train: &crate::MfTrainSet) -> (Array2<f64>, Array2<f64>) {
+/// The input and output maps of the fusion GPs, fitted on the training data of every level
+/// stacked, so that all levels share one standardisation and one coefficient space.
+pub(crate) fn shared_maps(
+    train: &crate::MfTrainSet,
+    p: &crate::gp::GpParams,
+) -> Result<(crate::prep::InputMap, OutputMap)> {
     let xs: Vec<_> = train.levels.iter().map(|l| l.inputs.view()).collect();
     let ys: Vec<_> = train.levels.iter().map(|l| l.outputs.view()).collect();
-    (
-        ndarray::concatenate(ndarray::Axis(0), &xs).expect("same input width"),
-        ndarray::concatenate(ndarray::Axis(0), &ys).expect("same output width"),
-    )
+    let x = ndarray::concatenate(ndarray::Axis(0), &xs).expect("same input width");
+    let y = ndarray::concatenate(ndarray::Axis(0), &ys).expect("same output width");
+    Ok((
+        crate::prep::InputMap::fit(x.view())?,
+        OutputMap::fit(y.view(), p.pca, p.pca_tol, p.max_components)?,
+    ))
 }
 
 /// Every level needs at least `min` samples, and a fusion model at least two levels.

@@ -13,7 +13,7 @@
 //! constant mean and a fitted LF noise instead, `nar` was 11-23 % worse than Emukit's NARGP
 //! in the median on Park (BENCHMARKS.md).
 
-use super::{check_levels, check_width, stacked};
+use super::{check_levels, check_width, shared_maps};
 use crate::gp::{constant, fit_constant_mean, zero_mean, Gp, GpParams, Problem};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
@@ -93,9 +93,7 @@ impl FusionModel for Nar {
         check_levels(self.name(), train, 2)?;
         let p = &self.params;
         let [iters] = ctx.budget.phases([p.max_iters]);
-        let (all_x, all_y) = stacked(train);
-        let im = InputMap::fit(all_x.view())?;
-        let om = OutputMap::fit(all_y.view(), p.pca, p.pca_tol, p.max_components)?;
+        let (im, om) = shared_maps(train, p)?;
         let (lo, hi) = (&train.levels[0], train.highest());
         ctx.progress.start("nar", 2);
         let xl = im.transform(lo.inputs.view());
