@@ -154,6 +154,39 @@ fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
             if let Some(r) = &l.role {
                 put_array(&g, "role", &r.clone().into_dyn())?;
             }
+            if let Some(seed) = &l.seed {
+                put_array(&g, "seed", &seed.clone().into_dyn())?;
+            }
+            if let Some(c) = l.offline_cost_s {
+                put_scalar(&g, "offline_cost_s", c)?;
+            }
+            if !l.diagnostics.is_empty() {
+                let dg = g.create_group("diagnostics")?;
+                for (name, v) in &l.diagnostics {
+                    put_array(&dg, name, &v.clone().into_dyn())?;
+                }
+            }
+            if let Some(fail) = &l.failure {
+                let v: Vec<VarLenUnicode> = fail.iter().map(|s| vlu(s)).collect();
+                g.new_dataset_builder()
+                    .with_data(&ndarray::Array1::from(v))
+                    .create("failure")?;
+            }
+            if !l.extras.is_empty() {
+                let eg = g.create_group("extras")?;
+                for e in &l.extras {
+                    let mut eshape = vec![l.len()];
+                    eshape.extend(&e.shape);
+                    let arr = e
+                        .values
+                        .clone()
+                        .into_shape_with_order(IxDyn(&eshape))
+                        .map_err(|err| hdf5::Error::from(err.to_string()))?;
+                    put_array(&eg, &e.name, &arr)?;
+                    let d = eg.dataset(&e.name)?;
+                    put_str(&d, "unit", &e.unit)?;
+                }
+            }
         }
         Ok(())
     })()
@@ -466,7 +499,7 @@ impl Reader {
             })?
             .unwrap_or_default();
         for a in names {
-            if ["name", "level", "description"].contains(&a.as_str()) {
+            if ["name", "level", "description", "offline_cost_s"].contains(&a.as_str()) {
                 continue;
             }
             if let Ok(v) = g.attr(&a).and_then(|x| x.read_scalar::<f64>()) {
@@ -553,6 +586,76 @@ impl Reader {
         } else {
             None
         };
+        let seed = if g.link_exists("seed") {
+            Some(vec1("seed")?.read_1d::<u64>().map_err(|_| {
+                self.invalid(format!("{} is not an unsigned integer array", at("seed")))
+            })?)
+        } else {
+            None
+        };
+        let offline_cost_s = g
+            .attr("offline_cost_s")
+            .ok()
+            .and_then(|a| a.read_scalar::<f64>().ok());
+        let mut diagnostics = std::collections::BTreeMap::new();
+        if let Ok(dg) = g.group("diagnostics") {
+            let names = dg.member_names().map_err(|e| self.invalid(e.to_string()))?;
+            for name in names {
+                let what = format!("diagnostics/{name}");
+                let v = vec1(&what)?
+                    .read_1d::<f64>()
+                    .map_err(|_| self.invalid(format!("{} is not a float array", at(&what))))?;
+                diagnostics.insert(name, v);
+            }
+        }
+        let failure = if g.link_exists("failure") {
+            let ds = vec1("failure")?;
+            let v = ds
+                .read_raw::<VarLenUnicode>()
+                .map(|v| v.iter().map(|s| text(s.as_bytes())).collect::<Vec<_>>())
+                .or_else(|_| {
+                    ds.read_raw::<hdf5::types::VarLenAscii>()
+                        .map(|v| v.iter().map(|s| text(s.as_bytes())).collect())
+                })
+                .map_err(|_| {
+                    self.invalid(format!("{} is not an array of strings", at("failure")))
+                })?;
+            Some(v)
+        } else {
+            None
+        };
+        let mut extras = Vec::new();
+        if let Ok(eg) = g.group("extras") {
+            let names = eg.member_names().map_err(|e| self.invalid(e.to_string()))?;
+            for name in names {
+                let what = format!("extras/{name}");
+                let ds = open(&what)?;
+                let shape = ds.shape();
+                if shape.first() != Some(&n) {
+                    return Err(DataError::Shape {
+                        path: self.path.clone(),
+                        what: at(&what),
+                        found: shape,
+                        expected: vec![n],
+                    });
+                }
+                let flat = ds
+                    .read_raw::<f64>()
+                    .map_err(|_| self.invalid(format!("{} is not a float array", at(&what))))?;
+                let per: usize = shape[1..].iter().product();
+                let values = Array2::from_shape_vec((n, per), flat)
+                    .map_err(|e| self.invalid(e.to_string()))?;
+                let unit = self
+                    .str_attr(&ds, "unit", &format!("{} ", at(&what)))
+                    .unwrap_or_default();
+                extras.push(crate::dataset::ExtraData {
+                    name,
+                    unit,
+                    shape: shape[1..].to_vec(),
+                    values,
+                });
+            }
+        }
         for i in 0..n {
             if let Some(j) = inputs.row(i).iter().position(|v| !v.is_finite()) {
                 return Err(self.invalid(format!("{}[{i}, {j}] is not finite", at("inputs"))));
@@ -576,6 +679,11 @@ impl Reader {
             cost_s,
             status,
             role,
+            seed,
+            diagnostics,
+            failure,
+            extras,
+            offline_cost_s,
         })
     }
 }
@@ -622,6 +730,16 @@ mod tests {
             cost_s: array![0.1, 0.2],
             status: array![0, 2],
             role: Some(array![0, 1]),
+            seed: Some(array![11, 12]),
+            diagnostics: [("iterations".to_string(), array![3.0, f64::NAN])].into(),
+            failure: Some(vec![String::new(), "did not converge".into()]),
+            extras: vec![crate::dataset::ExtraData {
+                name: "coarse".into(),
+                unit: "1".into(),
+                shape: vec![2, 2],
+                values: Array2::from_shape_fn((2, 4), |(i, j)| (i * 4 + j) as f64),
+            }],
+            offline_cost_s: Some(1.5),
         };
         Dataset {
             meta,
@@ -636,7 +754,9 @@ mod tests {
         let ds = sample_dataset();
         write(&p, &ds).unwrap();
         let back = read(&p).unwrap();
-        assert_eq!(back, ds);
+        assert!(back.same_content(&ds));
+        assert_eq!(back.levels[0].offline_cost_s, Some(1.5));
+        assert_eq!(back.levels[0].cost_s, ds.levels[0].cost_s);
         assert!(matches!(
             back.require_complete("a.h5"),
             Err(DataError::Incomplete { pending: 1, .. })

@@ -2,28 +2,34 @@
 //! most the samples in flight and `--resume` never recomputes or duplicates one.
 //!
 //! Layout: an 8-byte magic, an 8-byte fingerprint of the run (problem, seed, design, levels
-//! and every input), then records
-//! `[level_pos u32][sample u32][status u8][cost f64][len u32][values f64 x len][crc32 u32]`,
-//! little-endian. A record cut short by a kill, or whose checksum does not match, ends the
-//! journal: it and anything after it are discarded and recomputed.
+//! and every input), then records `[kind u8][level_pos u32][len u32][body: len bytes][crc32 u32]`,
+//! little-endian, the checksum over everything before it. Kind 0 is a finished sample (its
+//! index and a [`SampleResult`]: status, cost, seed, values, diagnostics, failure reason,
+//! extras), kind 1 the CPU seconds of a level's shared offline stage. A record cut short by a
+//! kill, or whose checksum does not match, ends the journal: it and anything after it are
+//! discarded and recomputed. Journals of the first format (`MFPJRN01`) are refused with a
+//! message saying to remove them.
 
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, SampleResult};
 use crate::DataError;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"MFPJRN01";
+const MAGIC: &[u8; 8] = b"MFPJRN02";
+const OLD_MAGIC: &[u8; 8] = b"MFPJRN01";
 
-/// One finished sample.
+/// One journal entry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    /// Index into `Dataset::levels`.
-    pub level_pos: usize,
-    pub sample: usize,
-    pub status: u8,
-    pub cost_s: f64,
-    pub values: Vec<f64>,
+pub enum Record {
+    /// A finished sample of `Dataset::levels[level_pos]`.
+    Sample {
+        level_pos: usize,
+        sample: usize,
+        result: SampleResult,
+    },
+    /// CPU seconds spent on the level's shared offline stage (added up over a run's batches).
+    Offline { level_pos: usize, cost_s: f64 },
 }
 
 /// Fingerprint of everything that identifies a run; a journal from another run is refused.
@@ -84,6 +90,12 @@ impl Journal {
         } else {
             let mut head = [0u8; 16];
             file.read_exact(&mut head).map_err(io)?;
+            if &head[..8] == OLD_MAGIC {
+                return Err(DataError::Invalid {
+                    path: path.display().to_string(),
+                    what: "journal of an older mfpipe version; remove it and rerun with --resume (finished samples in the dataset file are kept)".into(),
+                });
+            }
             if &head[..8] != MAGIC {
                 return Err(DataError::Invalid {
                     path: path.display().to_string(),
@@ -138,48 +150,158 @@ impl Journal {
     }
 }
 
+/// Bytes of a record body; the writer and the reader below are each other's inverse.
 fn encode(r: &Record, buf: &mut Vec<u8>) {
     let start = buf.len();
-    buf.extend((r.level_pos as u32).to_le_bytes());
-    buf.extend((r.sample as u32).to_le_bytes());
-    buf.push(r.status);
-    buf.extend(r.cost_s.to_le_bytes());
-    buf.extend((r.values.len() as u32).to_le_bytes());
-    for v in &r.values {
-        buf.extend(v.to_le_bytes());
-    }
+    let mut body = Vec::new();
+    let (kind, level_pos) = match r {
+        Record::Sample {
+            level_pos,
+            sample,
+            result,
+        } => {
+            put_u32(&mut body, *sample);
+            body.push(result.status);
+            body.extend(result.cost_s.to_le_bytes());
+            body.extend(result.seed.to_le_bytes());
+            put_f64s(&mut body, &result.values);
+            put_u32(&mut body, result.diagnostics.len());
+            for (k, v) in &result.diagnostics {
+                put_str(&mut body, k);
+                body.extend(v.to_le_bytes());
+            }
+            put_str(&mut body, &result.failure);
+            put_u32(&mut body, result.extras.len());
+            for (k, v) in &result.extras {
+                put_str(&mut body, k);
+                put_f64s(&mut body, v);
+            }
+            (0u8, *level_pos)
+        }
+        Record::Offline { level_pos, cost_s } => {
+            body.extend(cost_s.to_le_bytes());
+            (1u8, *level_pos)
+        }
+    };
+    buf.push(kind);
+    put_u32(buf, level_pos);
+    put_u32(buf, body.len());
+    buf.extend(&body);
     let crc = crc32fast::hash(&buf[start..]);
     buf.extend(crc.to_le_bytes());
 }
 
+fn put_u32(buf: &mut Vec<u8>, v: usize) {
+    buf.extend((v as u32).to_le_bytes());
+}
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_u32(buf, s.len());
+    buf.extend(s.as_bytes());
+}
+fn put_f64s(buf: &mut Vec<u8>, v: &[f64]) {
+    put_u32(buf, v.len());
+    for x in v {
+        buf.extend(x.to_le_bytes());
+    }
+}
+
+/// A cursor over a record body that fails (None) instead of reading past its end.
+struct Body<'a>(&'a [u8]);
+impl Body<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn f64(&mut self) -> Option<f64> {
+        self.u64().map(f64::from_bits)
+    }
+    fn str(&mut self) -> Option<String> {
+        let n = self.u32()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+    fn f64s(&mut self) -> Option<Vec<f64>> {
+        let n = self.u32()?;
+        let b = self.take(n.checked_mul(8)?)?;
+        Some(
+            b.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        )
+    }
+}
+
 fn read_record(r: &mut impl Read) -> Option<(Record, u64)> {
-    let mut head = [0u8; 21];
+    let mut head = [0u8; 9];
     r.read_exact(&mut head).ok()?;
-    let len = u32::from_le_bytes(head[17..21].try_into().unwrap()) as usize;
-    // A torn length field could claim gigabytes; no output of ours is that large.
-    if len > 1 << 26 {
+    let len = u32::from_le_bytes(head[5..9].try_into().unwrap()) as usize;
+    // A torn length field could claim gigabytes; no record of ours is that large.
+    if len > 1 << 28 {
         return None;
     }
-    let mut body = vec![0u8; len * 8 + 4];
+    let mut body = vec![0u8; len + 4];
     r.read_exact(&mut body).ok()?;
     let mut h = crc32fast::Hasher::new();
     h.update(&head);
-    h.update(&body[..len * 8]);
-    if h.finalize() != u32::from_le_bytes(body[len * 8..].try_into().unwrap()) {
+    h.update(&body[..len]);
+    if h.finalize() != u32::from_le_bytes(body[len..].try_into().unwrap()) {
         return None;
     }
-    let values = body[..len * 8]
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let rec = Record {
-        level_pos: u32::from_le_bytes(head[0..4].try_into().unwrap()) as usize,
-        sample: u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize,
-        status: head[8],
-        cost_s: f64::from_le_bytes(head[9..17].try_into().unwrap()),
-        values,
+    let level_pos = u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize;
+    let mut b = Body(&body[..len]);
+    let rec = match head[0] {
+        0 => {
+            let sample = b.u32()?;
+            let status = b.u8()?;
+            let cost_s = b.f64()?;
+            let seed = b.u64()?;
+            let values = b.f64s()?;
+            let nd = b.u32()?;
+            let mut diagnostics = std::collections::BTreeMap::new();
+            for _ in 0..nd {
+                let k = b.str()?;
+                diagnostics.insert(k, b.f64()?);
+            }
+            let failure = b.str()?;
+            let ne = b.u32()?;
+            let mut extras = Vec::new();
+            for _ in 0..ne {
+                let k = b.str()?;
+                extras.push((k, b.f64s()?));
+            }
+            Record::Sample {
+                level_pos,
+                sample,
+                result: SampleResult {
+                    status,
+                    cost_s,
+                    seed,
+                    values,
+                    diagnostics,
+                    failure,
+                    extras,
+                },
+            }
+        }
+        1 => Record::Offline {
+            level_pos,
+            cost_s: b.f64()?,
+        },
+        _ => return None,
     };
-    Some((rec, (21 + len * 8 + 4) as u64))
+    Some((rec, (9 + len + 4) as u64))
 }
 
 #[cfg(test)]
@@ -187,12 +309,25 @@ mod tests {
     use super::*;
 
     fn rec(i: usize) -> Record {
-        Record {
+        Record::Sample {
             level_pos: 1,
             sample: i,
-            status: 0,
-            cost_s: 0.5,
-            values: vec![i as f64, -1.0, f64::NAN],
+            result: SampleResult {
+                status: 0,
+                cost_s: 0.5,
+                seed: 7 + i as u64,
+                values: vec![i as f64, -1.0, 2.5],
+                diagnostics: [("iterations".to_string(), 4.0)].into(),
+                failure: String::new(),
+                extras: vec![("coarse".into(), vec![1.0, 2.0])],
+            },
+        }
+    }
+
+    fn sample_of(r: &Record) -> usize {
+        match r {
+            Record::Sample { sample, .. } => *sample,
+            Record::Offline { .. } => usize::MAX,
         }
     }
 
@@ -212,13 +347,20 @@ mod tests {
         std::fs::write(&p, &bytes).unwrap();
         let (mut j, old) = Journal::open(&p, 42).unwrap();
         assert_eq!(old.len(), 2);
-        assert_eq!(old[1].sample, 1);
-        j.append(&[rec(3)]).unwrap();
+        assert_eq!(old[1], rec(1), "every member survives the round trip");
+        j.append(&[
+            rec(3),
+            Record::Offline {
+                level_pos: 0,
+                cost_s: 2.0,
+            },
+        ])
+        .unwrap();
         drop(j);
         let (_, old) = Journal::open(&p, 42).unwrap();
         assert_eq!(
-            old.iter().map(|r| r.sample).collect::<Vec<_>>(),
-            vec![0, 1, 3]
+            old.iter().map(sample_of).collect::<Vec<_>>(),
+            vec![0, 1, 3, usize::MAX]
         );
         assert!(
             Journal::open(&p, 43).is_err(),

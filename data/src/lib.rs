@@ -24,7 +24,10 @@ pub mod h5;
 pub mod journal;
 
 pub use error::DataError;
-pub use vocab::{Axis, Fidelity, InputSpec, NoProgress, OutputSpec, Progress, Scale};
+pub use vocab::{
+    sample_seed, Axis, ExtraSpec, Fidelity, InputSpec, NoProgress, OutputSpec, ProblemSpec,
+    Progress, Scale,
+};
 
 /// The schema tag written into (and required from) every dataset file.
 pub const SCHEMA: &str = "mfpipe/1";

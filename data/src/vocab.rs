@@ -74,6 +74,71 @@ impl OutputSpec {
     }
 }
 
+/// A per-sample array a problem stores besides its output (e.g. the coarse coefficients of a
+/// multiscale solve that a downstream model needs). Shape is per sample.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExtraSpec {
+    pub name: String,
+    pub unit: String,
+    pub shape: Vec<usize>,
+}
+
+impl ExtraSpec {
+    /// Number of values in one sample's flattened extra (row-major).
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Everything static about a problem: what `pipeline list` shows and a dataset's header
+/// holds. One struct instead of a getter per field, so a problem states itself once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProblemSpec {
+    pub name: &'static str,
+    /// One-line summary for `pipeline list`.
+    pub summary: &'static str,
+    pub inputs: Vec<InputSpec>,
+    /// Cheapest first; `fidelities[i].level == i`.
+    pub fidelities: Vec<Fidelity>,
+    pub output: OutputSpec,
+    /// Declared extra per-sample arrays (empty for most problems).
+    pub extras: Vec<ExtraSpec>,
+}
+
+impl ProblemSpec {
+    /// A fidelity given as a level number or a level name.
+    pub fn fidelity(&self, key: &str) -> Option<&Fidelity> {
+        self.fidelities
+            .iter()
+            .find(|f| f.name == key || key.parse::<usize>().ok() == Some(f.level))
+    }
+    /// The level names, comma-separated (for error messages).
+    pub fn level_names(&self) -> String {
+        self.fidelities
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The seed of one sample: a hash of the run's seed and the bits of its input vector, so every
+/// fidelity of one input gets the same seed (a stochastic solver starts all levels of an input
+/// from the same state), and the seed does not depend on the order samples are solved in.
+pub fn sample_seed(run_seed: u64, x: &[f64]) -> u64 {
+    // SplitMix64 finaliser over each word: cheap, well mixed, stable across platforms.
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    x.iter().fold(mix(run_seed), |h, v| mix(h ^ v.to_bits()))
+}
+
 /// Progress and cost observer for long steps. Libraries report through it; the binary
 /// decides whether that becomes a terminal progress bar or nothing.
 pub trait Progress: Sync {

@@ -8,8 +8,9 @@
 //!   kernels is one SE kernel over the union of their columns).
 //! - **Outputs**: D columns sharing the kernel (PCA coefficients of a field, or one scalar);
 //!   the likelihood is the sum over columns.
-//! - **Co-kriging** (Kennedy-O'Hagan, fitted jointly): rows of two fidelities, a term for f_L
-//!   and one for delta, scaled per row by rho (see [`Problem::cokriging`]).
+//! - **Co-kriging** (Kennedy-O'Hagan, fitted jointly): rows of m fidelities, one term for f_1
+//!   and one for each delta_t, scaled per row by products of the rhos (see
+//!   [`Problem::cokriging`]).
 //! - **Mean**: linear in given regressors, its coefficients estimated by generalised least
 //!   squares for every kernel and so profiled out of the likelihood. By the envelope theorem
 //!   the gradient of the profiled likelihood is the partial gradient at the GLS coefficients.
@@ -44,14 +45,6 @@ pub struct GpParams {
     pub pca: bool,
     pub pca_tol: f64,
     pub max_components: usize,
-    /// `nar` only: Monte Carlo samples of the low-fidelity posterior propagated through the
-    /// high-fidelity GP at prediction time.
-    pub mc_samples: usize,
-    /// `nar` only: the low-fidelity GP's noise std in standardised output units, fixed
-    /// rather than fitted (`noise` is then the high-fidelity GP's). A small nugget, as in
-    /// Perdikaris et al. and Emukit: the low-fidelity data are deterministic, and a fitted
-    /// noise lets the LF GP smooth away structure the HF GP reads from f_L.
-    pub lf_noise: f64,
 }
 
 impl Default for GpParams {
@@ -63,8 +56,6 @@ impl Default for GpParams {
             pca: true,
             pca_tol: 1e-6,
             max_components: 32,
-            mc_samples: 100,
-            lf_noise: 1e-2,
         }
     }
 }
@@ -77,16 +68,13 @@ impl GpParams {
                 reason,
             })
         };
-        if self.restarts == 0 || self.max_iters == 0 || self.mc_samples == 0 {
-            return bad("restarts, max_iters and mc_samples must be at least 1".into());
+        if self.restarts == 0 || self.max_iters == 0 {
+            return bad("restarts and max_iters must be at least 1".into());
         }
         if let Some(n) = self.noise {
             if !(n.is_finite() && (0.0..=1.0).contains(&n)) {
                 return bad(format!("noise = {n} must be in [0, 1] (or absent: fitted)"));
             }
-        }
-        if !(self.lf_noise.is_finite() && (0.0..=1.0).contains(&self.lf_noise)) {
-            return bad(format!("lf_noise = {} must be in [0, 1]", self.lf_noise));
         }
         if !(self.pca_tol.is_finite() && (0.0..1.0).contains(&self.pca_tol)) {
             return bad(format!("pca_tol = {} must be in [0, 1)", self.pca_tol));
@@ -123,40 +111,51 @@ pub fn fit_constant_mean(
 }
 
 /// Layout of the hyperparameter vector: for each term its log length scales then its log
-/// signal std; with co-kriging rows, rho; then (if fitted) the log noise std (two with
-/// co-kriging rows: low- and high-fidelity rows).
+/// signal std; with co-kriging rows of m levels, rho_0..rho_{m-2}; then (if fitted) the log
+/// noise std, one per level (one in all without co-kriging).
 #[derive(Debug, Clone)]
 struct Layout {
     cols: Vec<usize>,
     fixed_noise: Option<f64>,
-    /// Co-kriging (Kennedy-O'Hagan fitted jointly): which training rows are high-fidelity.
-    /// The kernel then has two terms, f_L and delta, and row i of term t is scaled by
-    /// s_t(i): f_L by 1 on low- and rho on high-fidelity rows, delta by 0 and 1, so that
+    /// Co-kriging (Kennedy-O'Hagan fitted jointly): the level (0 = cheapest) of every training
+    /// row. With m levels, f_t = rho_{t-1} f_{t-1} + delta_t, the kernel has m terms (f_1, then
+    /// delta_2..delta_m), and term t on a row of level l is scaled by
+    /// s_t(l) = rho_t rho_{t+1} ... rho_{l-1} (1 when l = t, 0 when l < t), so that
+    /// cov(f_l(x), f_l'(x')) = sum_t s_t(l) s_t(l') k_t(x, x'). Two levels give the usual
     /// cov(f_H, f_H) = rho^2 k_L + k_delta and cov(f_H, f_L) = rho k_L.
-    cokriging: Option<Vec<bool>>,
+    cokriging: Option<Vec<usize>>,
 }
 
 /// Hyperparameters in natural units.
 struct Hyper {
     ls: Vec<Vec<f64>>,
     s2: Vec<f64>,
-    /// Noise variance (of the low-fidelity rows with co-kriging).
-    n2: f64,
-    /// Noise variance of the high-fidelity rows (co-kriging; else = n2).
-    n2_hf: f64,
-    rho: f64,
+    /// Noise variance of each level's rows (one entry without co-kriging).
+    n2: Vec<f64>,
+    /// rho_0..rho_{m-2} (empty without co-kriging).
+    rho: Vec<f64>,
 }
 
 impl Hyper {
-    /// Scale of term t on a row that is high-fidelity (`hf`) or not.
-    fn scale(&self, cokriging: bool, t: usize, hf: bool) -> f64 {
-        match (cokriging, t, hf) {
-            (false, _, _) => 1.0,
-            (true, 0, false) => 1.0,
-            (true, 0, true) => self.rho,
-            (true, _, false) => 0.0,
-            (true, _, true) => 1.0,
+    /// Scale of term t on a row of `level`.
+    fn scale(&self, cokriging: bool, t: usize, level: usize) -> f64 {
+        if !cokriging {
+            return 1.0;
         }
+        if level < t {
+            return 0.0;
+        }
+        self.rho[t..level].iter().product()
+    }
+    /// d scale(t, level) / d rho_j.
+    fn dscale(&self, t: usize, level: usize, j: usize) -> f64 {
+        if !(t <= j && j < level) {
+            return 0.0;
+        }
+        (t..level)
+            .filter(|&i| i != j)
+            .map(|i| self.rho[i])
+            .product()
     }
 }
 
@@ -168,20 +167,24 @@ const LOG_NOISE: (f64, f64) = (-13.815510557964274, 0.0); // ln 1e-6, ln 1
 const JITTERS: [f64; 4] = [1e-10, 1e-8, 1e-6, 1e-4];
 
 impl Layout {
+    /// Levels of co-kriging rows (1 without co-kriging).
+    fn n_levels(&self) -> usize {
+        self.cokriging
+            .as_ref()
+            .map_or(1, |l| l.iter().copied().max().unwrap_or(0) + 1)
+    }
     fn bounds(&self) -> Vec<(f64, f64)> {
         let mut b = Vec::new();
         for &c in &self.cols {
             b.extend(std::iter::repeat_n(LOG_LEN, c));
             b.push(LOG_SIG);
         }
+        let m = self.n_levels();
         if self.cokriging.is_some() {
-            b.push(RHO);
+            b.extend(std::iter::repeat_n(RHO, m - 1));
         }
         if self.fixed_noise.is_none() {
-            b.push(LOG_NOISE);
-            if self.cokriging.is_some() {
-                b.push(LOG_NOISE);
-            }
+            b.extend(std::iter::repeat_n(LOG_NOISE, m));
         }
         b
     }
@@ -193,29 +196,22 @@ impl Layout {
             s2.push((2.0 * theta[i + c]).exp());
             i += c + 1;
         }
+        let m = self.n_levels();
         let rho = if self.cokriging.is_some() {
-            i += 1;
-            theta[i - 1]
+            i += m - 1;
+            theta[i - (m - 1)..i].to_vec()
         } else {
-            1.0
+            Vec::new()
         };
-        let (n2, n2_hf) = match self.fixed_noise {
-            Some(n) => (n * n, n * n),
-            None if self.cokriging.is_some() => {
-                ((2.0 * theta[i]).exp(), (2.0 * theta[i + 1]).exp())
-            }
-            None => ((2.0 * theta[i]).exp(), (2.0 * theta[i]).exp()),
+        let n2 = match self.fixed_noise {
+            Some(n) => vec![n * n; m],
+            None => theta[i..i + m].iter().map(|t| (2.0 * t).exp()).collect(),
         };
-        Hyper {
-            ls,
-            s2,
-            n2,
-            n2_hf,
-            rho,
-        }
+        Hyper { ls, s2, n2, rho }
     }
-    fn is_hf(&self, row: usize) -> bool {
-        self.cokriging.as_ref().is_some_and(|h| h[row])
+    /// The level of a training row (0 without co-kriging).
+    fn level(&self, row: usize) -> usize {
+        self.cokriging.as_ref().map_or(0, |l| l[row])
     }
 }
 
@@ -298,21 +294,22 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// Co-kriging of two fidelities fitted jointly (Kennedy-O'Hagan): `x` and `y` stack the
-    /// rows of both levels, `hf[i]` tells which are high-fidelity; the kernel is an ARD term
-    /// for f_L and one for delta over all `x` columns (see [`Layout`]). Predictions are of
-    /// the high fidelity.
+    /// Co-kriging of m fidelities fitted jointly (Kennedy-O'Hagan): `x` and `y` stack the
+    /// rows of all levels, `level[i]` is row i's (0 = cheapest, every level 0..m present); the
+    /// kernel has an ARD term for f_1 and one for each delta over all `x` columns (see
+    /// [`Layout`]). Predictions are of the last level.
     pub fn cokriging(
         model: &'a str,
         fixed_noise: Option<f64>,
         x: ArrayView2<'a, f64>,
         y: ArrayView2<f64>,
-        hf: Vec<bool>,
+        level: Vec<usize>,
         h: ArrayView2<f64>,
     ) -> Self {
         let d = x.ncols();
-        let mut p = Self::new(model, vec![d, d], fixed_noise, x, y, h);
-        p.layout.cokriging = Some(hf);
+        let m = level.iter().copied().max().unwrap_or(0) + 1;
+        let mut p = Self::new(model, vec![d; m], fixed_noise, x, y, h);
+        p.layout.cokriging = Some(level);
         p
     }
 
@@ -341,7 +338,7 @@ impl<'a> Problem<'a> {
         let ck = self.layout.cokriging.is_some();
         // Row scales s_t(i) and the scaled terms (s_t s_t^T) * e_t.
         let scales: Vec<DVector<f64>> = (0..raw.len())
-            .map(|t| DVector::from_fn(n, |i, _| hp.scale(ck, t, self.layout.is_hf(i))))
+            .map(|t| DVector::from_fn(n, |i, _| hp.scale(ck, t, self.layout.level(i))))
             .collect();
         let outer: Vec<DMatrix<f64>> = scales.iter().map(|s| s * s.transpose()).collect();
         let terms: Vec<DMatrix<f64>> = raw
@@ -353,14 +350,9 @@ impl<'a> Problem<'a> {
         for t in &terms {
             k += t;
         }
-        let noise = |i: usize| {
-            if self.layout.is_hf(i) {
-                hp.n2_hf
-            } else {
-                hp.n2
-            }
-        };
-        let signal: f64 = s2.iter().sum::<f64>() * hp.rho.powi(2).max(1.0);
+        let noise = |i: usize| hp.n2[self.layout.level(i)];
+        let signal: f64 =
+            s2.iter().sum::<f64>() * hp.rho.iter().map(|r| r.powi(2).max(1.0)).product::<f64>();
         let (chol, jitter) = JITTERS
             .iter()
             .find_map(|&j| {
@@ -400,22 +392,23 @@ impl<'a> Problem<'a> {
                 }
                 g.push(wk.sum());
             }
-            if ck {
-                // dK/drho = e_0 * (h s_0^T + s_0 h^T), h = 1 on high-fidelity rows.
-                let h = DVector::from_fn(n, |i, _| if self.layout.is_hf(i) { 1.0 } else { 0.0 });
-                let ds = &h * scales[0].transpose() + &scales[0] * h.transpose();
-                g.push(0.5 * w.component_mul(&raw[0]).component_mul(&ds).sum());
+            // dK/drho_j = sum_{t <= j} e_t * (h_t s_t^T + s_t h_t^T), h_t = d s_t / d rho_j.
+            for j in 0..hp.rho.len() {
+                let mut gj = 0.0;
+                for (t, (e, s)) in raw.iter().zip(&scales).enumerate().take(j + 1) {
+                    let h = DVector::from_fn(n, |i, _| hp.dscale(t, self.layout.level(i), j));
+                    let ds = &h * s.transpose() + s * h.transpose();
+                    gj += 0.5 * w.component_mul(e).component_mul(&ds).sum();
+                }
+                g.push(gj);
             }
             if self.layout.fixed_noise.is_none() {
-                let diag = |hf: bool| -> f64 {
-                    (0..n)
-                        .filter(|&i| !ck || self.layout.is_hf(i) == hf)
+                for (l, n2) in hp.n2.iter().enumerate() {
+                    let diag: f64 = (0..n)
+                        .filter(|&i| self.layout.level(i) == l)
                         .map(|i| w[(i, i)])
-                        .sum()
-                };
-                g.push(diag(false) * hp.n2);
-                if ck {
-                    g.push(diag(true) * hp.n2_hf);
+                        .sum();
+                    g.push(diag * n2);
                 }
             }
         }
@@ -545,17 +538,15 @@ impl<'a> Problem<'a> {
                     Some(r) => r.random_range(-1.2..1.1),
                 });
             }
+            let noises = self.layout.n_levels();
             if self.layout.cokriging.is_some() {
-                t.push(match rng {
-                    None => 1.0,
-                    Some(r) => r.random_range(-1.0..2.0),
-                });
+                for _ in 1..noises {
+                    t.push(match rng {
+                        None => 1.0,
+                        Some(r) => r.random_range(-1.0..2.0),
+                    });
+                }
             }
-            let noises = if self.layout.cokriging.is_some() {
-                2
-            } else {
-                1
-            };
             if self.layout.fixed_noise.is_none() {
                 for _ in 0..noises {
                     t.push(match rng {
@@ -632,19 +623,20 @@ impl Gradient for Objective<'_, '_> {
 
 impl Gp {
     /// Posterior mean [N*, D] and latent variance [N*] (shared by the output columns) at
-    /// inputs `xs` [N*, p], given the mean's regressors there. With co-kriging, of the high
-    /// fidelity.
+    /// inputs `xs` [N*, p], given the mean's regressors there. With co-kriging, of the last
+    /// level.
     pub fn predict(&self, xs: ArrayView2<f64>, h: ArrayView2<f64>) -> (Array2<f64>, Array1<f64>) {
         let hp = self.layout.unpack(&self.theta);
         let ck = self.layout.cokriging.is_some();
+        let top = self.layout.n_levels() - 1;
         let (n, m) = (self.x.nrows(), xs.nrows());
         let mut ks = DMatrix::<f64>::zeros(n, m);
         let mut prior = 0.0;
         for (t, (l, s2)) in hp.ls.iter().zip(&hp.s2).enumerate() {
-            let s_new = hp.scale(ck, t, true);
+            let s_new = hp.scale(ck, t, top);
             prior += s_new * s_new * s2;
             for i in 0..n {
-                let s = s2 * s_new * hp.scale(ck, t, self.layout.is_hf(i));
+                let s = s2 * s_new * hp.scale(ck, t, self.layout.level(i));
                 for j in 0..m {
                     let r2: f64 = l
                         .iter()
@@ -675,13 +667,13 @@ impl Gp {
         serde_json::json!({
             "length_scales": ls,
             "signal_std": s2.iter().map(|v| v.sqrt()).collect::<Vec<_>>(),
-            "noise_std": hp.n2.sqrt(),
+            "noise_std": hp.n2[0].sqrt(),
             "log_marginal_likelihood": self.lml,
             "jitter": self.jitter,
             "mean": mean,
             "cokriging": self.layout.cokriging.as_ref().map(|_| serde_json::json!({
                 "rho": hp.rho,
-                "noise_std_high": hp.n2_hf.sqrt(),
+                "noise_std_levels": hp.n2.iter().map(|v| v.sqrt()).collect::<Vec<_>>(),
             })),
         })
     }

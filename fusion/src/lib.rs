@@ -13,10 +13,10 @@ pub mod registry;
 pub mod search;
 
 use mfpipe_data::Progress;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, Array3, ArrayView2};
 use serde::Serialize;
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use thiserror::Error;
 
@@ -36,6 +36,12 @@ pub enum FusionError {
     },
     #[error("model {model}: {what}")]
     Numerical { model: String, what: String },
+    #[error("model {model} takes {takes}, got {got} source(s)")]
+    SourceCount {
+        model: String,
+        takes: &'static str,
+        got: usize,
+    },
     #[error("model {model}: predict called before fit")]
     NotFitted { model: String },
     #[error("model {model}: inputs have {got} columns, expected {expected}")]
@@ -50,26 +56,153 @@ pub enum FusionError {
 
 pub type Result<T> = std::result::Result<T, FusionError>;
 
-/// Training data of one fidelity: inputs [N, d], outputs [N, D] (flattened common grid).
+/// Training data of one source (a fidelity level, or any cheaper model of the target):
+/// inputs [N, d], outputs [N, D] (flattened common grid), the source's declared extras
+/// ([N, *] each) and the measured CPU cost of each sample.
 #[derive(Debug, Clone)]
-pub struct LevelSet {
+pub struct Source {
+    /// The level's name in the dataset ("low", "high", ...).
+    pub name: String,
+    /// The level number in the dataset.
+    pub level: usize,
     pub inputs: Array2<f64>,
     pub outputs: Array2<f64>,
+    pub extras: BTreeMap<String, Array2<f64>>,
+    /// CPU seconds of each sample's solve.
+    pub cost_s: Array1<f64>,
 }
 
-/// Training data at every fidelity used, cheapest first; the last is the one predicted.
-/// High-fidelity inputs need not be a subset of low-fidelity inputs.
+impl Source {
+    /// A source with only inputs and outputs (unnamed level 0, no extras, zero cost).
+    pub fn new(inputs: Array2<f64>, outputs: Array2<f64>) -> Self {
+        let n = inputs.nrows();
+        Self {
+            name: String::new(),
+            level: 0,
+            inputs,
+            outputs,
+            extras: BTreeMap::new(),
+            cost_s: Array1::zeros(n),
+        }
+    }
+
+    /// The same source named as `level` of a dataset.
+    pub fn at(mut self, level: usize, name: impl Into<String>) -> Self {
+        self.level = level;
+        self.name = name.into();
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.inputs.nrows()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Training data from any number of sources, cheapest first; the last is the target, the
+/// one predicted. Inputs need not be nested across sources.
 #[derive(Debug, Clone)]
 pub struct MfTrainSet {
-    pub levels: Vec<LevelSet>,
+    pub sources: Vec<Source>,
 }
 
 impl MfTrainSet {
-    pub fn highest(&self) -> &LevelSet {
-        self.levels.last().expect("at least one level")
+    pub fn new(sources: Vec<Source>) -> Self {
+        Self { sources }
+    }
+    /// The source predicted: the last.
+    pub fn target(&self) -> &Source {
+        self.sources.last().expect("at least one source")
     }
     pub fn n_inputs(&self) -> usize {
-        self.highest().inputs.ncols()
+        self.target().inputs.ncols()
+    }
+}
+
+/// How many sources a model takes. The experiment layer checks this before any work, and
+/// every model checks it again in `fit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sources {
+    /// Single-fidelity: uses the target only and ignores cheaper sources.
+    TargetOnly,
+    /// Exactly one cheaper source and the target.
+    Two,
+    /// A chain of m >= 2 levels, each the next one's cheaper model (recursive over levels).
+    Chain,
+    /// Any number >= 1 of sources, in any relation to the target.
+    Any,
+}
+
+impl Sources {
+    /// Refuse a count this model cannot take.
+    pub fn check(self, model: &str, got: usize) -> Result<()> {
+        let ok = match self {
+            Sources::TargetOnly | Sources::Any => got >= 1,
+            Sources::Two => got == 2,
+            Sources::Chain => got >= 2,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(FusionError::SourceCount {
+            model: model.into(),
+            takes: self.describe(),
+            got,
+        })
+    }
+
+    /// What the model takes, for `pipeline models` and error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Sources::TargetOnly => "the target only",
+            Sources::Two => "exactly two sources (one cheaper + the target)",
+            Sources::Chain => "a chain of m >= 2 levels",
+            Sources::Any => "any number of sources",
+        }
+    }
+
+    /// Whether the model reads anything but the target.
+    pub fn uses_cheaper(self) -> bool {
+        self != Sources::TargetOnly
+    }
+}
+
+/// A model's prediction at the target fidelity: the mean [N, D] and, where the model has
+/// one, a variance [N, D] or samples [K, N, D] from its predictive distribution.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    pub mean: Array2<f64>,
+    pub var: Option<Array2<f64>>,
+    pub samples: Option<Array3<f64>>,
+}
+
+impl Prediction {
+    /// A point prediction (no uncertainty).
+    pub fn point(mean: Array2<f64>) -> Self {
+        Self {
+            mean,
+            var: None,
+            samples: None,
+        }
+    }
+    /// A Gaussian prediction with per-value variances.
+    pub fn gaussian(mean: Array2<f64>, var: Array2<f64>) -> Self {
+        Self {
+            mean,
+            var: Some(var),
+            samples: None,
+        }
+    }
+    /// The variance: the model's, or the spread of its samples (K >= 2), if either exists.
+    pub fn variance(&self) -> Option<Array2<f64>> {
+        if let Some(v) = &self.var {
+            return Some(v.clone());
+        }
+        let s = self.samples.as_ref()?;
+        (s.shape()[0] >= 2).then(|| s.var_axis(ndarray::Axis(0), 1.0))
     }
 }
 
@@ -150,23 +283,12 @@ pub struct FitReport {
     pub hyperparameters: serde_json::Value,
 }
 
-/// A multi-fidelity surrogate that predicts the highest fidelity in its training set.
+/// A multi-fidelity surrogate that predicts the target (last) source of its training set.
+/// Its static facts (sources taken, tuned epochs, search space) live in [`registry`], so
+/// nothing is built just to ask them.
 pub trait FusionModel: Send {
     fn name(&self) -> &'static str;
-    /// Whether the model uses lower-fidelity data at all (single-fidelity baselines do not,
-    /// and are fitted once per high-fidelity size rather than once per low-fidelity size).
-    fn uses_low_fidelity(&self) -> bool {
-        true
-    }
-    /// Epochs of the last training phase as configured: the budget a search allocates in
-    /// fractions of (see [`Budget::last`]).
-    fn tuned_epochs(&self) -> usize;
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport>;
-    /// Predictions [N, D] at the highest fidelity for inputs [N, d].
-    fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>>;
-    /// Predictive variances [N, D] of those predictions, for models that have them (the GP
-    /// baselines); `None` for point predictors.
-    fn predict_var(&self, _x: ArrayView2<f64>) -> Result<Option<Array2<f64>>> {
-        Ok(None)
-    }
+    /// The predictive distribution at the target fidelity for inputs [N, d].
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Prediction>;
 }

@@ -6,7 +6,7 @@ use mfpipe_data::NoProgress;
 use mfpipe_fusion::dmf::{self, DmfNet, Schedule, SearchPhase};
 use mfpipe_fusion::mlp::{from_tensor, to_tensor, train_device};
 use mfpipe_fusion::models::dmf::{train_trans, DmfParams, DmfTrans};
-use mfpipe_fusion::{registry, Budget, FitContext, FusionError, LevelSet, MfTrainSet};
+use mfpipe_fusion::{registry, Budget, FitContext, FusionError, MfTrainSet, Source};
 use ndarray::Array2;
 
 fn inputs(n: usize, d: usize) -> Array2<f64> {
@@ -186,17 +186,19 @@ fn dmf_trans_exploits_correlated_low_fidelity_data() {
             })
             .collect()
     };
-    let set = |xs: &[f64], lf: bool| LevelSet {
-        inputs: Array2::from_shape_vec((xs.len(), 1), xs.to_vec()).unwrap(),
-        outputs: Array2::from_shape_vec(
-            (xs.len(), 30),
-            xs.iter().flat_map(|&x| field(x, lf)).collect(),
+    let set = |xs: &[f64], lf: bool| {
+        Source::new(
+            Array2::from_shape_vec((xs.len(), 1), xs.to_vec()).unwrap(),
+            Array2::from_shape_vec(
+                (xs.len(), 30),
+                xs.iter().flat_map(|&x| field(x, lf)).collect(),
+            )
+            .unwrap(),
         )
-        .unwrap(),
     };
     let lf_x: Vec<f64> = (0..24).map(|i| (i as f64 + 0.5) / 24.0).collect();
     let train = MfTrainSet {
-        levels: vec![set(&lf_x, true), set(&[0.05, 0.35, 0.6, 0.9], false)],
+        sources: vec![set(&lf_x, true), set(&[0.05, 0.35, 0.6, 0.9], false)],
     };
     let test_x: Vec<f64> = (0..31).map(|i| (i as f64 + 0.25) / 31.0).collect();
     let test = set(&test_x, false);
@@ -212,7 +214,7 @@ fn dmf_trans_exploits_correlated_low_fidelity_data() {
             },
         )
         .unwrap();
-        let p = m.predict(test.inputs.view()).unwrap();
+        let p = m.predict(test.inputs.view()).unwrap().mean;
         ((&p - &test.outputs).mapv(|e| e * e).mean().unwrap()).sqrt()
     };
     let small = serde_json::json!({"steps": 800, "fine_tune_steps": 400});
@@ -233,15 +235,12 @@ fn a_search_reuses_the_pretrained_low_fidelity_network_exactly() {
     let x = inputs(12, 2);
     let y = Array2::from_shape_fn((12, 6), |(i, j)| (x[[i, 0]] * (j as f64 + 1.0)).sin());
     let train = MfTrainSet {
-        levels: vec![
-            LevelSet {
-                inputs: x.clone(),
-                outputs: y.mapv(|v| 0.9 * v),
-            },
-            LevelSet {
-                inputs: x.slice(ndarray::s![..5, ..]).to_owned(),
-                outputs: y.slice(ndarray::s![..5, ..]).to_owned(),
-            },
+        sources: vec![
+            Source::new(x.clone(), y.mapv(|v| 0.9 * v)),
+            Source::new(
+                x.slice(ndarray::s![..5, ..]).to_owned(),
+                y.slice(ndarray::s![..5, ..]).to_owned(),
+            ),
         ],
     };
     let memo = mfpipe_fusion::Memo::default();
@@ -261,7 +260,7 @@ fn a_search_reuses_the_pretrained_low_fidelity_network_exactly() {
             },
         )
         .unwrap();
-        m.predict(x.view()).unwrap()
+        m.predict(x.view()).unwrap().mean
     };
     let fresh = fit(1e-2, None);
     let first = fit(1e-3, Some(&memo));

@@ -4,7 +4,7 @@
 
 use mfpipe_data::NoProgress;
 use mfpipe_fusion::gp::{constant, Problem};
-use mfpipe_fusion::{registry, Budget, FitContext, FitReport, FusionModel, LevelSet, MfTrainSet};
+use mfpipe_fusion::{registry, Budget, FitContext, FitReport, FusionModel, MfTrainSet, Source};
 use ndarray::{Array1, Array2};
 use std::f64::consts::PI;
 
@@ -19,13 +19,12 @@ fn f_high(x: f64) -> f64 {
     (x - 2f64.sqrt()) * f_low(x).powi(2)
 }
 
-fn level(xs: &[f64], f: impl Fn(f64) -> Vec<f64>) -> LevelSet {
+fn level(xs: &[f64], f: impl Fn(f64) -> Vec<f64>) -> Source {
     let d = f(0.0).len();
-    LevelSet {
-        inputs: Array2::from_shape_vec((xs.len(), 1), xs.to_vec()).unwrap(),
-        outputs: Array2::from_shape_vec((xs.len(), d), xs.iter().flat_map(|&x| f(x)).collect())
-            .unwrap(),
-    }
+    Source::new(
+        Array2::from_shape_vec((xs.len(), 1), xs.to_vec()).unwrap(),
+        Array2::from_shape_vec((xs.len(), d), xs.iter().flat_map(|&x| f(x)).collect()).unwrap(),
+    )
 }
 
 fn grid(n: usize) -> Vec<f64> {
@@ -54,7 +53,7 @@ fn fit_with(
 
 fn rmse(m: &dyn FusionModel, xs: &[f64], f: impl Fn(f64) -> f64) -> f64 {
     let test = level(xs, |x| vec![f(x)]);
-    let p = m.predict(test.inputs.view()).unwrap();
+    let p = m.predict(test.inputs.view()).unwrap().mean;
     (&p - &test.outputs).mapv(|e| e * e).mean().unwrap().sqrt()
 }
 
@@ -86,16 +85,17 @@ fn every_gp_reproduces_its_training_data_without_noise() {
         ("field", level(&xl, field_low), level(&xh, field_high)),
     ] {
         let train = MfTrainSet {
-            levels: vec![low, high.clone()],
+            sources: vec![low, high.clone()],
         };
         for name in MODELS {
-            // Both noise levels at zero (lf_noise is nar's LF GP's; the others ignore it).
-            let (m, r) = fit_with(
-                name,
-                serde_json::json!({ "noise": 0.0, "lf_noise": 0.0 }),
-                &train,
-            );
-            let p = m.predict(high.inputs.view()).unwrap();
+            // Every noise level at zero (lf_noise is nar's cheapest GP's; only nar has it).
+            let params = if name == "nar" {
+                serde_json::json!({ "noise": 0.0, "lf_noise": 0.0 })
+            } else {
+                serde_json::json!({ "noise": 0.0 })
+            };
+            let (m, r) = fit_with(name, params, &train);
+            let p = m.predict(high.inputs.view()).unwrap().mean;
             let scale = high.outputs.iter().fold(0.0f64, |a, v| a.max(v.abs()));
             let err = (&p - &high.outputs)
                 .iter()
@@ -113,9 +113,9 @@ fn every_gp_reproduces_its_training_data_without_noise() {
                 "{name} ({what}): max error {err:e} at its training points"
             );
             // The predictive variance vanishes there and not away from the data.
-            let v = m.predict_var(high.inputs.view()).unwrap().unwrap();
+            let v = m.predict(high.inputs.view()).unwrap().var.unwrap();
             let mid = Array2::from_shape_vec((1, 1), vec![1.4]).unwrap();
-            let v_mid = m.predict_var(mid.view()).unwrap().unwrap();
+            let v_mid = m.predict(mid.view()).unwrap().var.unwrap();
             let at_data = v.iter().fold(0.0f64, |a, b| a.max(*b));
             let between = v_mid.iter().fold(0.0f64, |a, b| a.max(*b));
             assert!(
@@ -137,7 +137,7 @@ fn ar_recovers_rho_when_the_high_fidelity_is_an_affine_map_of_the_low() {
     let xl = grid(30);
     let xh: Vec<f64> = (0..8).map(|i| (i as f64 + 0.37) / 8.0).collect();
     let train = MfTrainSet {
-        levels: vec![
+        sources: vec![
             level(&xl, |x| vec![lf(x)]),
             level(&xh, |x| vec![1.7 * lf(x) - 0.4]),
         ],
@@ -160,8 +160,13 @@ fn the_likelihood_gradient_matches_finite_differences() {
     let xf = ndarray::concatenate(ndarray::Axis(1), &[x.view(), lf.view()]).unwrap();
     let ones = constant(12);
     // Co-kriging: the first 7 rows low-fidelity, the rest high; a constant mean per level.
-    let hf: Vec<bool> = (0..12).map(|i| i >= 7).collect();
-    let per_level = Array2::from_shape_fn((12, 2), |(i, j)| f64::from(u8::from(hf[i] == (j == 1))));
+    let hf: Vec<usize> = (0..12).map(|i| usize::from(i >= 7)).collect();
+    let per_level = Array2::from_shape_fn((12, 2), |(i, j)| f64::from(u8::from(hf[i] == j)));
+    // A chain of three levels (rows 0-4, 5-8, 9-11): two rhos, whose products scale the terms.
+    let three: Vec<usize> = (0..12)
+        .map(|i| (i >= 5) as usize + (i >= 9) as usize)
+        .collect();
+    let per_level3 = Array2::from_shape_fn((12, 3), |(i, j)| f64::from(u8::from(three[i] == j)));
     // (what, problem, number of hyperparameters)
     let cases = [
         (
@@ -191,6 +196,11 @@ fn the_likelihood_gradient_matches_finite_differences() {
             Problem::cokriging("test", Some(1e-3), x.view(), y.view(), hf, per_level.view()),
             7,
         ),
+        (
+            "co-kriging of three levels (two rhos, three noise levels)",
+            Problem::cokriging("test", None, x.view(), y.view(), three, per_level3.view()),
+            14,
+        ),
     ];
     for (what, p, n_params) in cases {
         let theta: Vec<f64> = (0..n_params)
@@ -218,7 +228,7 @@ fn nar_captures_a_nonlinear_relation_that_ar_cannot() {
     let xl = grid(50);
     let xh: Vec<f64> = (0..15).map(|i| (i as f64 + 0.5) / 15.0).collect();
     let train = MfTrainSet {
-        levels: vec![
+        sources: vec![
             level(&xl, |x| vec![f_low(x)]),
             level(&xh, |x| vec![f_high(x)]),
         ],
@@ -263,18 +273,20 @@ fn fits_are_reproducible_and_bad_settings_are_refused() {
     let xl = grid(20);
     let xh: Vec<f64> = (0..6).map(|i| (i as f64 + 0.5) / 6.0).collect();
     let train = MfTrainSet {
-        levels: vec![level(&xl, field_low), level(&xh, field_high)],
+        sources: vec![level(&xl, field_low), level(&xh, field_high)],
     };
     let x = Array2::from_shape_vec((3, 1), vec![0.1, 0.55, 0.9]).unwrap();
     for name in MODELS {
         let a = fit_with(name, serde_json::Value::Null, &train)
             .0
             .predict(x.view())
-            .unwrap();
+            .unwrap()
+            .mean;
         let b = fit_with(name, serde_json::Value::Null, &train)
             .0
             .predict(x.view())
-            .unwrap();
+            .unwrap()
+            .mean;
         assert_eq!(a, b, "{name}: same seed, same predictions");
         for bad in [
             serde_json::json!({ "noise": -1.0 }),
@@ -289,7 +301,7 @@ fn fits_are_reproducible_and_bad_settings_are_refused() {
     }
     // A fusion GP needs a low-fidelity level.
     let hf_only = MfTrainSet {
-        levels: vec![level(&xh, field_high)],
+        sources: vec![level(&xh, field_high)],
     };
     let mut m = registry::build("ar", &serde_json::Value::Null).unwrap();
     let err = m
@@ -304,7 +316,8 @@ fn fits_are_reproducible_and_bad_settings_are_refused() {
         )
         .unwrap_err();
     assert!(
-        err.to_string().contains("low- and a high-fidelity"),
+        err.to_string()
+            .contains("takes a chain of m >= 2 levels, got 1"),
         "{err}"
     );
 }

@@ -1,7 +1,7 @@
 //! Behaviour of the neural baselines on problems with known answers.
 
 use mfpipe_data::NoProgress;
-use mfpipe_fusion::{registry, Budget, FitContext, FusionModel, LevelSet, MfTrainSet};
+use mfpipe_fusion::{registry, Budget, FitContext, FusionModel, MfTrainSet, Source};
 use ndarray::Array2;
 use std::f64::consts::PI;
 
@@ -24,11 +24,11 @@ fn field_lf(x: f64) -> Vec<f64> {
         .collect()
 }
 
-fn set(xs: &[f64], f: fn(f64) -> Vec<f64>) -> LevelSet {
+fn set(xs: &[f64], f: fn(f64) -> Vec<f64>) -> Source {
     let inputs = Array2::from_shape_vec((xs.len(), 1), xs.to_vec()).unwrap();
     let outputs =
         Array2::from_shape_vec((xs.len(), 40), xs.iter().flat_map(|&x| f(x)).collect()).unwrap();
-    LevelSet { inputs, outputs }
+    Source::new(inputs, outputs)
 }
 
 fn grid(n: usize, offset: f64) -> Vec<f64> {
@@ -52,14 +52,14 @@ fn fit(name: &str, train: &MfTrainSet, seed: u64) -> Box<dyn FusionModel> {
 
 fn rmse(m: &dyn FusionModel, xs: &[f64]) -> f64 {
     let test = set(xs, field);
-    let p = m.predict(test.inputs.view()).unwrap();
+    let p = m.predict(test.inputs.view()).unwrap().mean;
     ((&p - &test.outputs).mapv(|e| e * e).mean().unwrap()).sqrt()
 }
 
 #[test]
 fn nn_hf_learns_a_smooth_field_from_enough_samples() {
     let train = MfTrainSet {
-        levels: vec![set(&grid(24, 0.5), field)],
+        sources: vec![set(&grid(24, 0.5), field)],
     };
     let m = fit("nn-hf", &train, 0);
     let test = grid(37, 0.3);
@@ -72,7 +72,8 @@ fn nn_hf_learns_a_smooth_field_from_enough_samples() {
                 .unwrap()
                 .view(),
         )
-        .unwrap();
+        .unwrap()
+        .mean;
     assert!(
         (&p.row(0) - &p.row(1)).mapv(f64::abs).sum() > 1.0,
         "predictions must depend on the input"
@@ -87,14 +88,14 @@ fn transfer_from_low_fidelity_beats_high_fidelity_alone_when_hf_is_scarce() {
     let nn = fit(
         "nn-hf",
         &MfTrainSet {
-            levels: vec![hf.clone()],
+            sources: vec![hf.clone()],
         },
         1,
     );
     let tr = fit(
         "mf-transfer",
         &MfTrainSet {
-            levels: vec![lf, hf],
+            sources: vec![lf, hf],
         },
         1,
     );
@@ -105,12 +106,12 @@ fn transfer_from_low_fidelity_beats_high_fidelity_alone_when_hf_is_scarce() {
 #[test]
 fn fits_are_reproducible_from_the_seed() {
     let train = MfTrainSet {
-        levels: vec![set(&grid(8, 0.5), field)],
+        sources: vec![set(&grid(8, 0.5), field)],
     };
     let x = Array2::from_shape_vec((3, 1), vec![0.2, 0.5, 0.8]).unwrap();
-    let a = fit("nn-hf", &train, 5).predict(x.view()).unwrap();
-    let b = fit("nn-hf", &train, 5).predict(x.view()).unwrap();
-    let c = fit("nn-hf", &train, 6).predict(x.view()).unwrap();
+    let a = fit("nn-hf", &train, 5).predict(x.view()).unwrap().mean;
+    let b = fit("nn-hf", &train, 5).predict(x.view()).unwrap().mean;
+    let c = fit("nn-hf", &train, 6).predict(x.view()).unwrap().mean;
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
@@ -130,7 +131,7 @@ fn bad_hyperparameters_and_data_are_errors_not_panics() {
     assert!(e("kriging", serde_json::Value::Null).contains("unknown model"));
     let mut m = registry::build("mf-transfer", &serde_json::Value::Null).unwrap();
     let one = MfTrainSet {
-        levels: vec![set(&[0.1, 0.2], field)],
+        sources: vec![set(&[0.1, 0.2], field)],
     };
     let r = m.fit(
         &one,
@@ -144,6 +145,6 @@ fn bad_hyperparameters_and_data_are_errors_not_panics() {
     assert!(r
         .unwrap_err()
         .to_string()
-        .contains("low- and a high-fidelity"));
+        .contains("takes exactly two sources"));
     assert!(m.predict(Array2::zeros((1, 1)).view()).is_err());
 }

@@ -1,6 +1,7 @@
 //! Experiment configs: serde structs with defaults, `deny_unknown_fields`, and a `check()`
 //! that runs before any work. Each problem's default config is embedded in the binary.
 
+use crate::util::one_line;
 use anyhow::{bail, Context, Result};
 use mfpipe_data::design::DesignKind;
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,7 @@ pub struct RunConfig {
     pub study: Study,
     /// `pipeline tradeoff`: ladder and budgeted fusion.
     #[serde(default)]
-    pub tradeoff: crate::tradeoff::TradeoffConfig,
+    pub tradeoff: TradeoffConfig,
     #[serde(default)]
     pub smoke: Smoke,
 }
@@ -105,28 +106,9 @@ pub struct SearchConfig {
     pub space: BTreeMap<String, Vec<mfpipe_fusion::search::Dim>>,
 }
 
-fn log_dim(name: &str, lower: f64, upper: f64, grid: &[f64]) -> mfpipe_fusion::search::Dim {
-    mfpipe_fusion::search::Dim {
-        name: name.into(),
-        lower,
-        upper,
-        log: true,
-        integer: false,
-        grid: grid.to_vec(),
-    }
-}
-
 impl Default for SearchConfig {
+    /// Hyperband over every model's default search space (the model table's).
     fn default() -> Self {
-        let rates = |names: &[&str]| {
-            names
-                .iter()
-                .map(|n| match *n {
-                    "r3" => log_dim(n, 1e-4, 3e-2, &[1e-4, 1e-3, 1e-2]),
-                    _ => log_dim(n, 1e-5, 1e-2, &[1e-4, 1e-3, 1e-2]),
-                })
-                .collect::<Vec<_>>()
-        };
         Self {
             method: SearchMethod::Hyperband,
             scope: SearchScope::Cell,
@@ -134,12 +116,11 @@ impl Default for SearchConfig {
             units: 9,
             eta: 3,
             trials: 9,
-            space: [
-                ("dmf-trans".to_string(), rates(&["r1", "r2", "r3"])),
-                ("dmf-2".to_string(), rates(&["r2", "r3"])),
-            ]
-            .into_iter()
-            .collect(),
+            space: mfpipe_fusion::registry::MODELS
+                .iter()
+                .map(|m| (m.name.to_string(), (m.default_space)()))
+                .filter(|(_, dims)| !dims.is_empty())
+                .collect(),
         }
     }
 }
@@ -242,6 +223,11 @@ impl Default for DataConfig {
 pub struct Protocol {
     pub n_lf: Vec<usize>,
     pub n_hf: Vec<usize>,
+    /// Training samples from each of `data.levels` (cheapest first, the last the target).
+    /// Empty (the default): a two-level plan on the first and last level, swept over `n_lf`
+    /// x `n_hf`. Given: every level is a source with exactly these counts (`n_lf`/`n_hf` are
+    /// then its first and last entries), so chain models (`ar`, `nar`) see all levels.
+    pub n: Vec<usize>,
     /// Which (N_L, N_H) pairs are fitted: every combination, or the DMF paper's two sweeps.
     pub layout: Layout,
     pub seeds: Vec<u64>,
@@ -266,6 +252,7 @@ impl Default for Protocol {
         Self {
             n_lf: vec![32],
             n_hf: vec![4, 8, 16, 32],
+            n: vec![],
             layout: Layout::Grid,
             seeds: (0..5).collect(),
             n_test: 128,
@@ -388,7 +375,19 @@ impl RunConfig {
                 *n_hf = (*n_hf).min(max_hf);
             }
         }
-        self.data.n = s.n;
+        self.data.n = s.n.clone();
+        if !self.protocol.n.is_empty() {
+            // Per-source counts shrink with the smoke data: the sweeps' largest at the ends,
+            // the middle levels at most what the smoke data generate.
+            let m = self.protocol.n.len();
+            for (i, c) in self.protocol.n.iter_mut().enumerate() {
+                *c = match i {
+                    0 => max_lf,
+                    _ if i == m - 1 => max_hf,
+                    _ => (*c).min(s.n.get(i).copied().unwrap_or(1)),
+                };
+            }
+        }
         self.protocol.n_lf = s.n_lf;
         self.protocol.n_hf = s.n_hf;
         self.protocol.seeds = s.seeds;
@@ -427,8 +426,22 @@ impl RunConfig {
         }
         for m in self.models.keys() {
             let (kind, params) = self.model_spec(m)?;
-            // Build once so bad hyperparameters fail now, not after data generation.
-            mfpipe_fusion::registry::build(&kind, &params)?;
+            // Bad hyperparameters fail now, not after data generation.
+            (mfpipe_fusion::registry::info(&kind)?.params)(&params)?;
+        }
+        if !p.n.is_empty() {
+            if p.n.len() != d.levels.len() {
+                bail!(
+                    "protocol.n has {} entries but data.levels has {}: one training count per level",
+                    p.n.len(),
+                    d.levels.len()
+                );
+            }
+            for ((l, n), avail) in d.levels.iter().zip(&p.n).zip(&d.n) {
+                if *n == 0 || n > avail {
+                    bail!("protocol.n asks for {n} samples of level {l}, data.n generates {avail}");
+                }
+            }
         }
         self.search.check()?;
         self.tradeoff.check()?;
@@ -499,6 +512,26 @@ impl RunConfig {
         Ok(())
     }
 
+    /// The sources the protocol trains on: (cheapest level, target level, middle levels with
+    /// their counts). With `protocol.n`, every data level with its count, and `n_lf`/`n_hf`
+    /// become that count; otherwise the first and last data level.
+    pub fn chain(&mut self) -> (usize, usize, Vec<(usize, usize)>) {
+        let l = &self.data.levels;
+        let (lf, hf) = (l[0], l[l.len() - 1]);
+        let n = &self.protocol.n;
+        if n.is_empty() {
+            return (lf, hf, Vec::new());
+        }
+        let middle = l[1..l.len() - 1]
+            .iter()
+            .copied()
+            .zip(n[1..n.len() - 1].iter().copied())
+            .collect();
+        self.protocol.n_lf = vec![n[0]];
+        self.protocol.n_hf = vec![n[n.len() - 1]];
+        (lf, hf, middle)
+    }
+
     /// A model's hyperparameter table as JSON (what the fusion registry takes).
     pub fn model_params(&self, model: &str) -> Result<serde_json::Value> {
         match self.models.get(model) {
@@ -517,21 +550,73 @@ impl RunConfig {
             Some(other) => bail!("[models.{label}]: model = {other}: expected a model name"),
             None => label.to_string(),
         };
-        if !mfpipe_fusion::registry::NAMES.contains(&kind.as_str()) {
+        if !mfpipe_fusion::registry::names().contains(&kind.as_str()) {
             bail!(
                 "unknown model {kind:?} (known: {}; or name a [models.{label}] table with model = \"...\")",
-                mfpipe_fusion::registry::NAMES.join(", ")
+                mfpipe_fusion::registry::names().join(", ")
             );
         }
         Ok((kind, params))
     }
 }
 
-/// Collapse a multi-line message into one line.
-pub fn one_line(s: &str) -> String {
-    s.split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The `[tradeoff]` section of a config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TradeoffConfig {
+    /// Inputs solved at every level for the ladder.
+    pub ladder_samples: usize,
+    /// Total budgets in units of one HF sample's measured cost (used when `budgets_s` is
+    /// empty and no `--budget` is given).
+    pub budgets_hf: Vec<f64>,
+    /// Total budgets in CPU-seconds (override `budgets_hf`).
+    pub budgets_s: Vec<f64>,
+    /// Shares of each budget spent on HF samples by the fusion models (the rest buys LF).
+    pub hf_shares: Vec<f64>,
+    /// Fusion models fitted on every split, and the HF-only baseline.
+    pub models: Vec<String>,
+    pub baseline: String,
+    pub seeds: Vec<u64>,
+    pub n_test: usize,
+}
+
+impl Default for TradeoffConfig {
+    fn default() -> Self {
+        Self {
+            ladder_samples: 16,
+            budgets_hf: vec![8.0, 16.0, 32.0, 64.0],
+            budgets_s: vec![],
+            hf_shares: vec![0.25, 0.5, 0.75],
+            models: vec!["mf-transfer".into(), "dmf-trans".into()],
+            baseline: "nn-hf".into(),
+            seeds: vec![0, 1, 2],
+            n_test: 100,
+        }
+    }
+}
+
+impl TradeoffConfig {
+    pub fn check(&self) -> Result<()> {
+        if self.ladder_samples == 0 || self.seeds.is_empty() || self.models.is_empty() {
+            bail!("tradeoff.ladder_samples, tradeoff.seeds and tradeoff.models must not be empty");
+        }
+        if self.hf_shares.iter().any(|s| !(*s > 0.0 && *s < 1.0)) {
+            bail!(
+                "tradeoff.hf_shares {:?}: each share must be strictly between 0 and 1",
+                self.hf_shares
+            );
+        }
+        if self
+            .budgets_hf
+            .iter()
+            .chain(&self.budgets_s)
+            .any(|b| !(b.is_finite() && *b > 0.0))
+        {
+            bail!("tradeoff budgets must be positive numbers");
+        }
+        if self.budgets_s.is_empty() && self.budgets_hf.is_empty() {
+            bail!("tradeoff: no budgets (budgets_hf or budgets_s)");
+        }
+        Ok(())
+    }
 }

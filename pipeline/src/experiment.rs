@@ -1,5 +1,7 @@
 //! The training protocol: for every model x n_lf x n_hf x seed, fit on nested training
-//! subsets and score on one fixed held-out high-fidelity test set.
+//! subsets and score on one fixed held-out test set of the target level. A plan may put
+//! further levels between the cheapest and the target, each with a fixed count (`pipeline
+//! train --levels 0,1,2 --n 32,16,8`): chain models then see every level.
 
 use crate::config::{Layout, SearchConfig, SearchMethod, SearchScope};
 use crate::tuning;
@@ -7,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{Dataset, LevelData, ROLE_TEST, STATUS_OK};
 use mfpipe_data::{metrics, split, NoProgress, Progress};
 use mfpipe_fusion::search::Space;
-use mfpipe_fusion::{registry, Budget, FitContext, FusionError, LevelSet, MfTrainSet};
+use mfpipe_fusion::{registry, Budget, FitContext, FusionError, MfTrainSet, Prediction, Source};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -19,8 +21,12 @@ use std::time::Instant;
 pub struct Record {
     pub problem: String,
     pub model: String,
+    /// Samples from the cheapest source (0 for single-fidelity models).
     pub n_lf: usize,
+    /// Samples from the target.
     pub n_hf: usize,
+    /// Samples from every source of the plan, cheapest first (0 where the model used none).
+    pub n: Vec<usize>,
     pub seed: u64,
     pub rmse: f64,
     pub nrmse: f64,
@@ -29,6 +35,12 @@ pub struct Record {
     pub fit_seconds: f64,
     pub predict_seconds: f64,
     pub hyperparameters: serde_json::Value,
+    /// Mean Gaussian negative log predictive density per test value (models with a variance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nll: Option<f64>,
+    /// Share of test values inside the 95 % predictive interval (models with a variance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage95: Option<f64>,
     /// Set when training went non-finite: the fit is scored as the worst (metrics null).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -45,13 +57,25 @@ impl Record {
         y_test: ndarray::ArrayView2<f64>,
     ) -> Self {
         let score = |f: fn(ndarray::ArrayView2<f64>, ndarray::ArrayView2<f64>) -> f64, worst| {
-            fit.pred.as_ref().map_or(worst, |p| f(p.view(), y_test))
+            fit.pred
+                .as_ref()
+                .map_or(worst, |p| f(p.mean.view(), y_test))
+        };
+        let var = fit.pred.as_ref().and_then(|p| p.variance());
+        let mean = fit.pred.as_ref().map(|p| p.mean.view());
+        let (nll, coverage95) = match (mean, &var) {
+            (Some(m), Some(v)) => (
+                Some(metrics::nll(m, v.view(), y_test)),
+                Some(metrics::coverage95(m, v.view(), y_test)),
+            ),
+            _ => (None, None),
         };
         Self {
             problem: problem.into(),
             model: model.into(),
             n_lf,
             n_hf,
+            n: vec![n_lf, n_hf],
             seed,
             rmse: score(metrics::rmse, f64::INFINITY),
             nrmse: score(metrics::nrmse, f64::INFINITY),
@@ -60,6 +84,8 @@ impl Record {
             fit_seconds: fit.fit_seconds,
             predict_seconds: fit.predict_seconds,
             hyperparameters: fit.hyperparameters.clone(),
+            nll,
+            coverage95,
             error: fit.error.clone(),
         }
     }
@@ -81,6 +107,9 @@ pub struct PlanModel {
 pub struct Plan {
     pub lf_level: usize,
     pub hf_level: usize,
+    /// Levels between the cheapest and the target, each with its fixed training count
+    /// (empty for the usual two-level plan).
+    pub middle: Vec<(usize, usize)>,
     pub n_lf: Vec<usize>,
     pub n_hf: Vec<usize>,
     pub layout: Layout,
@@ -92,6 +121,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Number of sources a multi-fidelity model is given.
+    pub fn n_sources(&self) -> usize {
+        2 + self.middle.len()
+    }
+
+    /// Refuse, before any work, a model that cannot take this plan's sources.
+    pub fn check_models(&self) -> Result<()> {
+        for m in &self.models {
+            let info = registry::info(&m.kind)?;
+            if info.sources.uses_cheaper() {
+                info.sources.check(&m.label, self.n_sources())?;
+            }
+        }
+        Ok(())
+    }
+
     /// The search space of a model, if it is tuned.
     pub fn space(&self, m: &PlanModel) -> Option<Space> {
         if self.search.method == SearchMethod::None {
@@ -133,7 +178,7 @@ impl Plan {
 
 /// The outcome of one fit: scored on the test set, or diverged.
 pub struct Fit {
-    pub pred: Option<Array2<f64>>,
+    pub pred: Option<Prediction>,
     pub fit_seconds: f64,
     pub predict_seconds: f64,
     pub hyperparameters: serde_json::Value,
@@ -270,6 +315,25 @@ fn rows(a: &Array2<f64>, idx: &[usize]) -> Array2<f64> {
     a.select(ndarray::Axis(0), idx)
 }
 
+/// Computed samples not marked as test.
+fn usable(l: &LevelData) -> Vec<usize> {
+    (0..l.len())
+        .filter(|&i| l.status[i] == STATUS_OK && l.role.as_ref().is_none_or(|r| r[i] != ROLE_TEST))
+        .collect()
+}
+
+/// The samples `idx` of a level as a training source: data, extras and measured costs.
+fn source(l: &LevelData, idx: &[usize]) -> Source {
+    let mut s = Source::new(rows(&l.inputs, idx), rows(&l.outputs, idx)).at(l.level, &l.name);
+    s.cost_s = l.cost_s.select(ndarray::Axis(0), idx);
+    s.extras = l
+        .extras
+        .iter()
+        .map(|e| (e.name.clone(), rows(&e.values, idx)))
+        .collect();
+    s
+}
+
 /// Independent seed streams for the LF and HF subsets of one training seed.
 fn stream(seed: u64, which: u64) -> u64 {
     seed.wrapping_mul(0x2545_F491_4F6C_DD1D).wrapping_add(which)
@@ -281,6 +345,8 @@ pub struct Data<'a> {
     hf: &'a LevelData,
     lf_pool: Vec<usize>,
     hf_pool: Vec<usize>,
+    /// Levels between LF and HF: the level's data, its pool and its fixed count.
+    middle: Vec<(&'a LevelData, Vec<usize>, usize)>,
     pub test: Vec<usize>,
     pub x_test: Array2<f64>,
     pub y_test: Array2<f64>,
@@ -304,11 +370,7 @@ impl<'a> Data<'a> {
             .level(lf_level)
             .with_context(|| format!("dataset has no fidelity {lf_level}"))?;
         let (hf_pool, test) = hf_split(hf, n_test, ds.meta.seed)?;
-        let lf_pool: Vec<usize> = (0..lf.len())
-            .filter(|&i| {
-                lf.status[i] == STATUS_OK && lf.role.as_ref().is_none_or(|r| r[i] != ROLE_TEST)
-            })
-            .collect();
+        let lf_pool = usable(lf);
         if max_hf > hf_pool.len() {
             bail!("{max_hf} HF training samples requested but fidelity {hf_level} has only {} usable training samples", hf_pool.len());
         }
@@ -326,9 +388,51 @@ impl<'a> Data<'a> {
             y_test: rows(&hf.outputs, &test),
             lf_pool,
             hf_pool,
+            middle: Vec::new(),
             test,
             single,
         })
+    }
+
+    /// Add the levels between LF and HF, each with its fixed training count.
+    pub fn with_middle(mut self, ds: &'a Dataset, middle: &[(usize, usize)]) -> Result<Self> {
+        for &(level, n) in middle {
+            let l = ds
+                .level(level)
+                .with_context(|| format!("dataset has no fidelity {level}"))?;
+            let pool = usable(l);
+            if n == 0 || n > pool.len() {
+                bail!(
+                    "{n} samples requested from fidelity {level}, which has {} usable samples",
+                    pool.len()
+                );
+            }
+            self.middle.push((l, pool, n));
+        }
+        Ok(self)
+    }
+
+    /// Training counts of every source for one (N_L, N_H), cheapest first.
+    pub fn counts(&self, n_lf: usize, n_hf: usize) -> Vec<usize> {
+        let mid = self.middle.iter().map(|m| if n_lf > 0 { m.2 } else { 0 });
+        std::iter::once(n_lf)
+            .chain(mid)
+            .chain(std::iter::once(n_hf))
+            .collect()
+    }
+
+    /// Sample indices of each middle level for one seed (drawn only when LF data are used).
+    pub fn middle_indices(&self, n_lf: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
+        self.middle
+            .iter()
+            .enumerate()
+            .map(|(k, (_, pool, n))| {
+                if n_lf == 0 {
+                    return Ok(Vec::new());
+                }
+                Ok(split::choose(pool, *n, stream(seed, 3 + k as u64))?)
+            })
+            .collect()
     }
 
     /// Sample indices (LF, HF) of [`Data::train_set`]'s training set.
@@ -347,22 +451,20 @@ impl<'a> Data<'a> {
         Ok((lf_idx, hf_idx))
     }
 
-    /// The training set of one seed: n_lf LF samples (none if 0) and n_hf HF samples, drawn
-    /// from the pools by independent streams, so subsets are nested in N_H for a seed.
+    /// The training set of one seed: n_lf LF samples (none if 0, and then no middle level
+    /// either), every middle level's fixed count, and n_hf HF samples, drawn from the pools by
+    /// independent streams, so subsets are nested in N_H for a seed.
     pub fn train_set(&self, n_lf: usize, n_hf: usize, seed: u64) -> Result<MfTrainSet> {
         let (lf_idx, hf_idx) = self.train_indices(n_lf, n_hf, seed)?;
-        let mut levels = Vec::new();
+        let mut sources = Vec::new();
         if n_lf > 0 {
-            levels.push(LevelSet {
-                inputs: rows(&self.lf.inputs, &lf_idx),
-                outputs: rows(&self.lf.outputs, &lf_idx),
-            });
+            sources.push(source(self.lf, &lf_idx));
+            for ((l, _, _), idx) in self.middle.iter().zip(self.middle_indices(n_lf, seed)?) {
+                sources.push(source(l, &idx));
+            }
         }
-        levels.push(LevelSet {
-            inputs: rows(&self.hf.inputs, &hf_idx),
-            outputs: rows(&self.hf.outputs, &hf_idx),
-        });
-        Ok(MfTrainSet { levels })
+        sources.push(source(self.hf, &hf_idx));
+        Ok(MfTrainSet::new(sources))
     }
 }
 
@@ -377,35 +479,10 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         max_lf,
         max_hf,
     )?;
-    let single = data.single;
+    let data = data.with_middle(ds, &plan.middle)?;
+    plan.check_models()?;
     let (x_test, y_test) = (&data.x_test, &data.y_test);
-
-    struct Job<'a> {
-        model: &'a PlanModel,
-        n_lf: usize,
-        n_hf: usize,
-        seed: u64,
-    }
-    let mut jobs = Vec::new();
-    for model in &plan.models {
-        // Single-fidelity models are fitted once per (n_hf, seed), recorded with n_lf = 0.
-        let multi = !single && registry::build(&model.kind, &model.params)?.uses_low_fidelity();
-        let pairs = if multi {
-            plan.pairs()
-        } else {
-            plan.n_hf.iter().map(|&h| (0, h)).collect()
-        };
-        for (n_lf, n_hf) in pairs {
-            for &seed in &plan.seeds {
-                jobs.push(Job {
-                    model,
-                    n_lf,
-                    n_hf,
-                    seed,
-                });
-            }
-        }
-    }
+    let jobs = jobs(plan, data.single)?;
     // With scope = "cell", each (model, N_L, N_H) is searched once, on the first seed's
     // training set, and every seed's fit uses that choice.
     let mut cells: Vec<(&PlanModel, usize, usize)> = Vec::new();
@@ -494,14 +571,15 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
                 )
             })?;
             progress.advance(1);
-            let record = Record::new(
+            let mut record = Record::new(
                 &ds.meta.problem,
                 &j.model.label,
                 (j.n_lf, j.n_hf, j.seed),
                 &fit,
                 y_test.view(),
             );
-            let pred = fit.pred;
+            record.n = data.counts(j.n_lf, j.n_hf);
+            let pred = fit.pred.map(|p| p.mean);
             Ok((record, pred))
         })
         .collect();
@@ -540,17 +618,24 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     for j in &jobs {
         if seen.insert((j.n_lf, j.n_hf, j.seed)) {
             let (lf, hf) = data.train_indices(j.n_lf, j.n_hf, j.seed)?;
-            train.push(serde_json::json!({
+            let mut entry = serde_json::json!({
                 "n_lf": j.n_lf, "n_hf": j.n_hf, "seed": j.seed, "lf": lf, "hf": hf,
-            }));
+            });
+            if !plan.middle.is_empty() {
+                entry["middle"] = data.middle_indices(j.n_lf, j.seed)?.into();
+            }
+            train.push(entry);
         }
     }
-    let splits = serde_json::json!({
+    let mut splits = serde_json::json!({
         "lf_level": plan.lf_level,
         "hf_level": plan.hf_level,
         "test_hf": data.test,
         "train": train,
     });
+    if !plan.middle.is_empty() {
+        splits["middle_levels"] = plan.middle.iter().map(|m| m.0).collect::<Vec<_>>().into();
+    }
     Ok(Outcome {
         records,
         mae_fields,
@@ -558,6 +643,41 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         splits,
         n_test: data.test.len(),
         n_pool_hf: data.hf_pool.len(),
-        n_pool_lf: if single { 0 } else { data.lf_pool.len() },
+        n_pool_lf: if data.single { 0 } else { data.lf_pool.len() },
     })
+}
+
+/// One fit to do: a model on one training-set size and seed.
+#[derive(Debug, Clone)]
+pub struct Job<'a> {
+    pub model: &'a PlanModel,
+    pub n_lf: usize,
+    pub n_hf: usize,
+    pub seed: u64,
+}
+
+/// Every fit of a plan, in order: each model on every (N_L, N_H) pair and seed; a
+/// single-fidelity model (or any model on single-fidelity data) once per (N_H, seed), with
+/// N_L = 0. Refuses an unknown model.
+pub fn jobs(plan: &Plan, single: bool) -> Result<Vec<Job<'_>>> {
+    let mut jobs = Vec::new();
+    for model in &plan.models {
+        let multi = !single && registry::info(&model.kind)?.sources.uses_cheaper();
+        let pairs = if multi {
+            plan.pairs()
+        } else {
+            plan.n_hf.iter().map(|&h| (0, h)).collect()
+        };
+        for (n_lf, n_hf) in pairs {
+            for &seed in &plan.seeds {
+                jobs.push(Job {
+                    model,
+                    n_lf,
+                    n_hf,
+                    seed,
+                });
+            }
+        }
+    }
+    Ok(jobs)
 }

@@ -173,11 +173,11 @@ mod tests {
         let n = cases();
         for k in 0..n {
             let sim = &sims[(k as usize) % sims.len()];
-            let names: Vec<&str> = sim.inputs().iter().map(|i| i.name).collect();
+            let names: Vec<&str> = sim.spec().inputs.iter().map(|i| i.name).collect();
             let sets = random_sets(k, &names);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::parse_sets(sim.as_ref(), &sets).and_then(|x| {
-                    mfpipe_solvers::check_inputs(sim.name(), sim.inputs(), &x)
+                crate::commands::parse_sets(sim.as_ref(), &sets).and_then(|x| {
+                    mfpipe_solvers::check_inputs(sim.name(), &sim.spec().inputs, &x)
                         .map_err(anyhow::Error::from)
                 })
             }));

@@ -9,14 +9,13 @@
 use crate::progress::Bar;
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{
-    Dataset, LevelData, Meta, Shard, STATUS_FAILED, STATUS_OK, STATUS_PENDING,
+    Dataset, LevelData, Meta, SampleResult, Shard, STATUS_FAILED, STATUS_OK, STATUS_PENDING,
 };
 use mfpipe_data::design::{self, DesignKind};
 use mfpipe_data::journal::{self, Journal, Record};
 use mfpipe_data::{h5, Progress};
-use mfpipe_solvers::Simulator;
-use ndarray::{Array1, Array2};
-use rayon::prelude::*;
+use mfpipe_solvers::{Batch, Sample, Simulator, SolveError};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What to generate.
@@ -38,13 +37,13 @@ pub fn generator_id() -> String {
     )
 }
 
-/// The dataset with inputs filled in and every sample pending.
+/// The dataset with inputs and seeds filled in and every sample pending.
 pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
-    let out = sim.output();
-    let d_out = out.len();
-    let specs = sim.inputs();
+    let ps = sim.spec();
+    let out = &ps.output;
+    let specs = &ps.inputs;
     let meta = Meta {
-        problem: sim.name().to_string(),
+        problem: ps.name.to_string(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         generator: generator_id(),
         seed: spec.seed,
@@ -58,23 +57,69 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
         axes: out.axes.clone(),
         shard: spec.shard,
     };
+    let extras: Vec<(String, String, Vec<usize>)> = ps
+        .extras
+        .iter()
+        .map(|e| (e.name.clone(), e.unit.clone(), e.shape.clone()))
+        .collect();
     let mut levels = Vec::new();
     for (&level, &n) in spec.levels.iter().zip(&spec.n) {
         let fid = sim.fidelity(&level.to_string())?.clone();
         let inputs = design::design(spec.design, specs, n, design::level_seed(spec.seed, level))?;
-        levels.push(LevelData {
+        let mut l = LevelData::all_pending(
             level,
-            name: fid.name,
-            description: fid.description,
-            settings: fid.settings,
+            fid.name,
+            fid.description,
+            fid.settings,
             inputs,
-            outputs: Array2::from_elem((n, d_out), f64::NAN),
-            cost_s: Array1::zeros(n),
-            status: Array1::from_elem(n, STATUS_PENDING),
-            role: None,
-        });
+            out.len(),
+            &extras,
+        );
+        l.seed = Some(
+            l.inputs
+                .rows()
+                .into_iter()
+                .map(|x| mfpipe_data::sample_seed(spec.seed, x.as_slice().expect("row-major")))
+                .collect(),
+        );
+        levels.push(l);
     }
     Ok(Dataset { meta, levels })
+}
+
+/// A solver's outcome as the dataset stores it.
+fn stored(
+    r: Result<mfpipe_solvers::Solution, SolveError>,
+    cost_s: f64,
+    seed: u64,
+    d_out: usize,
+) -> SampleResult {
+    match r {
+        Ok(s) => SampleResult {
+            status: STATUS_OK,
+            cost_s,
+            seed,
+            values: s.values,
+            diagnostics: s.diagnostics,
+            failure: String::new(),
+            extras: s.extras.into_iter().collect(),
+        },
+        Err(e) => {
+            let diagnostics = match &e {
+                SolveError::Failed { diagnostics, .. } => diagnostics.clone(),
+                _ => BTreeMap::new(),
+            };
+            SampleResult {
+                status: STATUS_FAILED,
+                cost_s,
+                seed,
+                values: vec![f64::NAN; d_out],
+                diagnostics,
+                failure: e.to_string(),
+                extras: Vec::new(),
+            }
+        }
+    }
 }
 
 /// Whether two files come from the same run (so one may be resumed, reused or merged with
@@ -137,11 +182,15 @@ pub fn generate(
         }
         ds.meta.created = old.meta.created.clone();
         for (new, old) in ds.levels.iter_mut().zip(&old.levels) {
+            new.offline_cost_s = old.offline_cost_s;
             for i in 0..new.len() {
                 if old.status[i] != STATUS_PENDING {
-                    new.status[i] = old.status[i];
-                    new.cost_s[i] = old.cost_s[i];
-                    new.outputs.row_mut(i).assign(&old.outputs.row(i));
+                    let mut r = old.get(i);
+                    // A file from before seeds were stored keeps the seed this run derives.
+                    if old.seed.is_none() {
+                        r.seed = new.seed.as_ref().map_or(0, |s| s[i]);
+                    }
+                    new.set(i, &r)?;
                     reused += 1;
                 }
             }
@@ -157,22 +206,31 @@ pub fn generate(
     }
     let fp = journal::fingerprint(&ds);
     let (mut jr, records) = Journal::open(&jpath, fp)?;
+    let misfit = || {
+        anyhow::anyhow!(
+            "{}: record does not fit the dataset; remove the journal to recompute",
+            jpath.display()
+        )
+    };
     for r in records {
-        let l = ds
-            .levels
-            .get_mut(r.level_pos)
-            .context("journal names a level that does not exist")?;
-        if r.sample >= l.len() || r.values.len() != l.outputs.ncols() {
-            bail!(
-                "{}: record does not fit the dataset; remove the journal to recompute",
-                jpath.display()
-            );
-        }
-        if l.status[r.sample] == STATUS_PENDING {
-            l.status[r.sample] = r.status;
-            l.cost_s[r.sample] = r.cost_s;
-            l.outputs.row_mut(r.sample).assign(&Array1::from(r.values));
-            reused += 1;
+        match r {
+            Record::Sample {
+                level_pos,
+                sample,
+                result,
+            } => {
+                let l = ds.levels.get_mut(level_pos).ok_or_else(misfit)?;
+                if sample < l.len() && l.status[sample] == STATUS_PENDING {
+                    l.set(sample, &result).map_err(|_| misfit())?;
+                    reused += 1;
+                } else if sample >= l.len() {
+                    return Err(misfit());
+                }
+            }
+            Record::Offline { level_pos, cost_s } => {
+                let l = ds.levels.get_mut(level_pos).ok_or_else(misfit)?;
+                *l.offline_cost_s.get_or_insert(0.0) += cost_s;
+            }
         }
     }
 
@@ -184,39 +242,65 @@ pub fn generate(
         .collect();
     let bar = Bar::new();
     bar.start("solving", pending.len() as u64);
-    // Small batches: each batch is journaled as soon as it is done.
+    // Small batches: each batch is journaled as soon as it is done. Within a batch the
+    // samples of one level go to the solver together, so a problem with a shared offline
+    // stage or with parallelism inside one solve can organise the work itself.
     let batch = (2 * rayon::current_num_threads()).max(2);
     for chunk in pending.chunks(batch) {
-        let records: Vec<Record> = chunk
-            .par_iter()
-            .map(|&(p, i)| {
-                let l = &ds.levels[p];
-                let x = l.inputs.row(i).to_vec();
-                let start = std::time::Instant::now();
-                match sim.solve(&x, l.level) {
-                    Ok(s) => Record {
-                        level_pos: p,
-                        sample: i,
-                        status: STATUS_OK,
-                        cost_s: s.cost_s,
-                        values: s.values,
-                    },
-                    Err(_) => Record {
-                        level_pos: p,
-                        sample: i,
-                        status: STATUS_FAILED,
-                        cost_s: start.elapsed().as_secs_f64(),
-                        values: vec![f64::NAN; l.outputs.ncols()],
-                    },
+        let mut records = Vec::with_capacity(chunk.len() + 1);
+        for part in chunk.chunk_by(|a, b| a.0 == b.0) {
+            let p = part[0].0;
+            let l = &ds.levels[p];
+            let samples: Vec<Sample> = part
+                .iter()
+                .map(|&(_, i)| Sample {
+                    x: l.inputs.row(i).to_vec(),
+                    level: l.level,
+                    seed: l.seed.as_ref().map_or(0, |s| s[i]),
+                })
+                .collect();
+            let Batch {
+                results,
+                cost_s,
+                offline_cost_s,
+            } = sim.solve_batch(&samples);
+            if results.len() != samples.len() || cost_s.len() != samples.len() {
+                bail!(
+                    "{}: solve_batch returned {} results for {} samples (a solver bug)",
+                    sim.name(),
+                    results.len(),
+                    samples.len()
+                );
+            }
+            for (((&(_, i), r), c), s) in part.iter().zip(results).zip(cost_s).zip(&samples) {
+                records.push(Record::Sample {
+                    level_pos: p,
+                    sample: i,
+                    result: stored(r, c, s.seed, l.outputs.ncols()),
+                });
+            }
+            for (level, cost_s) in offline_cost_s {
+                if let Some(level_pos) = ds.levels.iter().position(|l| l.level == level) {
+                    records.push(Record::Offline { level_pos, cost_s });
                 }
-            })
-            .collect();
+            }
+        }
         jr.append(&records)?;
-        for r in records {
-            let l = &mut ds.levels[r.level_pos];
-            l.status[r.sample] = r.status;
-            l.cost_s[r.sample] = r.cost_s;
-            l.outputs.row_mut(r.sample).assign(&Array1::from(r.values));
+        for r in &records {
+            match r {
+                Record::Sample {
+                    level_pos,
+                    sample,
+                    result,
+                } => ds.levels[*level_pos]
+                    .set(*sample, result)
+                    .with_context(|| {
+                        format!("{} broke its declared output or extras", sim.name())
+                    })?,
+                Record::Offline { level_pos, cost_s } => {
+                    *ds.levels[*level_pos].offline_cost_s.get_or_insert(0.0) += cost_s;
+                }
+            }
         }
         bar.advance(chunk.len() as u64);
     }
@@ -305,10 +389,19 @@ pub fn merge(shards: &[(String, Dataset)]) -> Result<Dataset> {
         if l.status[i] == STATUS_PENDING {
             bail!("{path} is not finished (sample {i} of fidelity {} is pending); finish it with `pipeline generate ... --resume`", l.level);
         }
-        let m = &mut merged.levels[p];
-        m.status[i] = l.status[i];
-        m.cost_s[i] = l.cost_s[i];
-        m.outputs.row_mut(i).assign(&l.outputs.row(i));
+        merged.levels[p].set(i, &l.get(i))?;
+    }
+    // A shared offline stage ran once per shard that had samples of the level: the merged
+    // file records the CPU seconds all of them spent.
+    for (p, m) in merged.levels.iter_mut().enumerate() {
+        let total: f64 = by_index
+            .iter()
+            .filter_map(|(_, d)| d.levels[p].offline_cost_s)
+            .sum();
+        m.offline_cost_s = by_index
+            .iter()
+            .any(|(_, d)| d.levels[p].offline_cost_s.is_some())
+            .then_some(total);
     }
     Ok(merged)
 }

@@ -257,7 +257,7 @@ impl Data<'_> {
 /// parameter.
 pub fn report(rows: &[Row], s: &Settings, out: &Path, wall_s: f64) -> Result<()> {
     std::fs::create_dir_all(out)?;
-    crate::report::write_text(
+    crate::util::write_text(
         &out.join("results.json"),
         &(serde_json::to_string_pretty(rows)? + "\n"),
     )?;
@@ -342,6 +342,6 @@ pub fn report(rows: &[Row], s: &Settings, out: &Path, wall_s: f64) -> Result<()>
             );
         }
     }
-    crate::report::write_text(&out.join("report.md"), &md)?;
+    crate::util::write_text(&out.join("report.md"), &md)?;
     Ok(())
 }

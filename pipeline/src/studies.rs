@@ -7,8 +7,8 @@
 use crate::config::{GridAxis, RunConfig, SearchMethod};
 use crate::experiment::{fit_one, search_and_fit, Data, Record};
 use crate::plots::{self, Series};
-use crate::report::{finite_mean_std, fmt_config, write_text};
 use crate::tuning::{self, TimedTrial};
+use crate::util::{finite_mean_std, fmt_config, write_text};
 use anyhow::{Context, Result};
 use mfpipe_data::dataset::Dataset;
 use mfpipe_data::Progress;

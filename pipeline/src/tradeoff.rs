@@ -13,10 +13,10 @@
 //! measurement uses the costs recorded in the dataset (or given with `--costs`), so a rerun
 //! on the same dataset, or with the same `--costs`, reproduces every number bit for bit.
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, TradeoffConfig};
 use crate::experiment::{fit_one, Data, Record};
 use crate::plots::{self, Series};
-use crate::report::{finite_mean_std, write_text};
+use crate::util::{finite_mean_std, write_text};
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::Dataset;
 use mfpipe_data::design::{self, DesignKind};
@@ -24,70 +24,9 @@ use mfpipe_data::{h5, Progress};
 use mfpipe_fusion::Budget;
 use mfpipe_solvers::Simulator;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// The `[tradeoff]` section of a config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TradeoffConfig {
-    /// Inputs solved at every level for the ladder.
-    pub ladder_samples: usize,
-    /// Total budgets in units of one HF sample's measured cost (used when `budgets_s` is
-    /// empty and no `--budget` is given).
-    pub budgets_hf: Vec<f64>,
-    /// Total budgets in CPU-seconds (override `budgets_hf`).
-    pub budgets_s: Vec<f64>,
-    /// Shares of each budget spent on HF samples by the fusion models (the rest buys LF).
-    pub hf_shares: Vec<f64>,
-    /// Fusion models fitted on every split, and the HF-only baseline.
-    pub models: Vec<String>,
-    pub baseline: String,
-    pub seeds: Vec<u64>,
-    pub n_test: usize,
-}
-
-impl Default for TradeoffConfig {
-    fn default() -> Self {
-        Self {
-            ladder_samples: 16,
-            budgets_hf: vec![8.0, 16.0, 32.0, 64.0],
-            budgets_s: vec![],
-            hf_shares: vec![0.25, 0.5, 0.75],
-            models: vec!["mf-transfer".into(), "dmf-trans".into()],
-            baseline: "nn-hf".into(),
-            seeds: vec![0, 1, 2],
-            n_test: 100,
-        }
-    }
-}
-
-impl TradeoffConfig {
-    pub fn check(&self) -> Result<()> {
-        if self.ladder_samples == 0 || self.seeds.is_empty() || self.models.is_empty() {
-            bail!("tradeoff.ladder_samples, tradeoff.seeds and tradeoff.models must not be empty");
-        }
-        if self.hf_shares.iter().any(|s| !(*s > 0.0 && *s < 1.0)) {
-            bail!(
-                "tradeoff.hf_shares {:?}: each share must be strictly between 0 and 1",
-                self.hf_shares
-            );
-        }
-        if self
-            .budgets_hf
-            .iter()
-            .chain(&self.budgets_s)
-            .any(|b| !(b.is_finite() && *b > 0.0))
-        {
-            bail!("tradeoff budgets must be positive numbers");
-        }
-        if self.budgets_s.is_empty() && self.budgets_hf.is_empty() {
-            bail!("tradeoff: no budgets (budgets_hf or budgets_s)");
-        }
-        Ok(())
-    }
-}
 
 /// One level of the ladder.
 #[derive(Debug, Clone, Serialize)]
@@ -110,13 +49,13 @@ pub fn ladder(
     seed: u64,
     progress: &dyn Progress,
 ) -> Result<Vec<Rung>> {
-    let xs = design::design(DesignKind::Sobol, sim.inputs(), n, seed ^ 0x001A_DDE4)?;
+    let xs = design::design(DesignKind::Sobol, &sim.spec().inputs, n, seed ^ 0x001A_DDE4)?;
     let xs: Vec<Vec<f64>> = xs.rows().into_iter().map(|r| r.to_vec()).collect();
-    let levels: Vec<_> = sim.fidelities().to_vec();
+    let levels: Vec<_> = sim.spec().fidelities.clone();
     progress.start("ladder", levels.len() as u64);
     let mut solved = Vec::new();
     for f in &levels {
-        solved.push(mfpipe_solvers::solve_many(sim, &xs, f.level));
+        solved.push(mfpipe_solvers::solve_many(sim, &xs, f.level, seed));
         progress.advance(1);
     }
     progress.finish();

@@ -7,7 +7,7 @@ use crate::config::{SearchConfig, SearchMethod};
 use anyhow::Result;
 use mfpipe_data::{metrics, split, NoProgress};
 use mfpipe_fusion::search::{self, Config, Space};
-use mfpipe_fusion::{registry, Budget, FitContext, FusionError, LevelSet, Memo, MfTrainSet};
+use mfpipe_fusion::{registry, Budget, FitContext, FusionError, Memo, MfTrainSet, Source};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -50,10 +50,20 @@ pub fn merge(base: &serde_json::Value, config: &Config, space: &Space) -> serde_
     p
 }
 
-fn rows(l: &LevelSet, idx: &[usize]) -> LevelSet {
-    LevelSet {
-        inputs: l.inputs.select(ndarray::Axis(0), idx),
-        outputs: l.outputs.select(ndarray::Axis(0), idx),
+/// The samples `idx` of a source, with everything that travels with them.
+fn rows(l: &Source, idx: &[usize]) -> Source {
+    let ax = ndarray::Axis(0);
+    Source {
+        name: l.name.clone(),
+        level: l.level,
+        inputs: l.inputs.select(ax, idx),
+        outputs: l.outputs.select(ax, idx),
+        extras: l
+            .extras
+            .iter()
+            .map(|(k, v)| (k.clone(), v.select(ax, idx)))
+            .collect(),
+        cost_s: l.cost_s.select(ax, idx),
     }
 }
 
@@ -69,7 +79,7 @@ fn rungs(units: usize, eta: usize) -> Vec<usize> {
 }
 
 /// Search `kind`'s hyperparameters over `space` with `method`, on a validation split of
-/// `train`'s highest fidelity. `budget.cap` (smoke runs) caps every phase as in plain fits.
+/// `train`'s target source. `budget.cap` (smoke runs) caps every phase as in plain fits.
 #[allow(clippy::too_many_arguments)]
 pub fn tune(
     kind: &str,
@@ -81,7 +91,7 @@ pub fn tune(
     seed: u64,
     budget: Budget,
 ) -> Result<Tuned> {
-    let n = train.highest().inputs.nrows();
+    let n = train.target().inputs.nrows();
     let n_val = ((cfg.validation * n as f64).round() as usize).max(1);
     if n < n_val + 2 || method == SearchMethod::None {
         let reason = if method == SearchMethod::None {
@@ -98,13 +108,13 @@ pub fn tune(
     let all: Vec<usize> = (0..n).collect();
     let val = split::choose(&all, n_val, seed ^ 0x5EA2_C4ED)?;
     let fit_idx: Vec<usize> = all.iter().copied().filter(|i| !val.contains(i)).collect();
-    let hf = train.highest();
-    let mut levels = train.levels[..train.levels.len() - 1].to_vec();
-    levels.push(rows(hf, &fit_idx));
-    let sub = MfTrainSet { levels };
+    let hf = train.target();
+    let mut sources = train.sources[..train.sources.len() - 1].to_vec();
+    sources.push(rows(hf, &fit_idx));
+    let sub = MfTrainSet::new(sources);
     let held = rows(hf, &val);
 
-    let full = registry::build(kind, base)?.tuned_epochs();
+    let full = (registry::info(kind)?.tuned_epochs)(base)?;
     let full = budget.cap.map_or(full, |c| full.min(c));
     let unit = (full / cfg.units).max(1);
     let memo = Memo::default();
@@ -131,7 +141,7 @@ pub fn tune(
                 Err(FusionError::Diverged { .. }) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
-            let pred = model.predict(held.inputs.view())?;
+            let pred = model.predict(held.inputs.view())?.mean;
             let s = metrics::rmse(pred.view(), held.outputs.view());
             Ok(s.is_finite().then_some(s))
         })();

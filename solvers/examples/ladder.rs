@@ -10,7 +10,7 @@ fn main() {
         .unwrap_or(0.05);
     let sim = BurgersFem::new();
     let sols: Vec<_> = (0..N_LEVELS)
-        .map(|l| sim.solve(&[nu], l).expect("solve"))
+        .map(|l| sim.solve_at(&[nu], l).expect("solve"))
         .collect();
     // Rows with t >= 0.5: past the initial layer at x = 1 (u0(1) = 1 but u = 0 for t > 0).
     let late = |v: &[f64]| v[17 * 100..].to_vec();

@@ -24,10 +24,10 @@
 
 use crate::tridiag::Tridiag;
 use crate::{
-    check_inputs, Axis, Fidelity, InputSpec, OutputSpec, Scale, Simulator, Solution, SolveError,
+    check_sample, Axis, CpuClock, Fidelity, InputSpec, OutputSpec, ProblemSpec, Sample, Scale,
+    Simulator, Solution, SolveError,
 };
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 /// Final time of the benchmark.
 pub const T_END: f64 = 3.0;
@@ -46,8 +46,7 @@ pub fn elements(level: usize) -> usize {
 
 /// The `burgers` problem.
 pub struct BurgersFem {
-    inputs: Vec<InputSpec>,
-    fidelities: Vec<Fidelity>,
+    spec: ProblemSpec,
 }
 
 impl Default for BurgersFem {
@@ -84,24 +83,22 @@ impl BurgersFem {
                 }
             })
             .collect();
-        Self { inputs, fidelities }
+        Self {
+            spec: ProblemSpec {
+                name: "burgers",
+                summary:
+                    "1-D viscous Burgers, P1 FEM + backward Euler; output u(t, x) on a 100x100 grid",
+                inputs,
+                fidelities,
+                output: output_spec(),
+                extras: vec![],
+            },
+        }
     }
 }
 
-impl Simulator for BurgersFem {
-    fn name(&self) -> &'static str {
-        "burgers"
-    }
-    fn summary(&self) -> &'static str {
-        "1-D viscous Burgers, P1 FEM + backward Euler; output u(t, x) on a 100x100 grid"
-    }
-    fn inputs(&self) -> &[InputSpec] {
-        &self.inputs
-    }
-    fn fidelities(&self) -> &[Fidelity] {
-        &self.fidelities
-    }
-    fn output(&self) -> OutputSpec {
+fn output_spec() -> OutputSpec {
+    {
         let lin = |a: f64| {
             (0..GRID)
                 .map(|i| a * i as f64 / (GRID - 1) as f64)
@@ -124,22 +121,27 @@ impl Simulator for BurgersFem {
             ],
         }
     }
-    fn solve(&self, x: &[f64], level: usize) -> Result<Solution, SolveError> {
-        check_inputs(self.name(), &self.inputs, x)?;
-        crate::check_level(self, level)?;
-        let start = Instant::now();
-        let n = elements(level);
+}
+
+impl Simulator for BurgersFem {
+    fn spec(&self) -> &ProblemSpec {
+        &self.spec
+    }
+    fn solve(&self, s: &Sample) -> Result<Solution, SolveError> {
+        check_sample(&self.spec, s)?;
+        let clock = CpuClock::start();
+        let n = elements(s.level);
         let u0: Vec<f64> = (0..=n)
             .map(|i| (std::f64::consts::PI * i as f64 / n as f64 / 2.0).sin())
             .collect();
-        let run = integrate(x[0], T_END, n, &u0)?;
-        let out = self.output();
+        let run = integrate(s.x[0], T_END, n, &u0)?;
+        let out = &self.spec.output;
         let values = run.sample(&out.axes[0].values, &out.axes[1].values);
-        let cost_s = start.elapsed().as_secs_f64();
         Ok(Solution {
             values,
-            cost_s,
+            cost_s: clock.seconds(),
             diagnostics: run.diagnostics(),
+            extras: BTreeMap::new(),
         })
     }
 }
@@ -292,10 +294,13 @@ pub fn integrate_steps(
         let mut iters = 0;
         while rnorm >= NEWTON_TOL {
             if iters == NEWTON_MAX_ITERS || !rnorm.is_finite() {
-                return Err(SolveError::NotConverged {
-                    step,
-                    iters,
-                    residual: rnorm,
+                return Err(SolveError::Failed {
+                    reason: format!("Newton did not converge at time step {step} after {iters} iterations (max-norm residual {rnorm:.3e})"),
+                    diagnostics: BTreeMap::from([
+                        ("failed_step".to_string(), step as f64),
+                        ("newton_iterations".to_string(), iters as f64),
+                        ("newton_residual".to_string(), rnorm),
+                    ]),
                 });
             }
             iters += 1;

@@ -13,12 +13,14 @@
 //! diagnostics) and solved by faer's sparse Cholesky.
 
 use crate::SolveError;
-use crate::{check_inputs, Axis, Fidelity, InputSpec, OutputSpec, Scale, Simulator, Solution};
+use crate::{
+    check_sample, Axis, CpuClock, Fidelity, InputSpec, OutputSpec, ProblemSpec, Sample, Scale,
+    Simulator, Solution,
+};
 use faer::linalg::solvers::Solve;
 use faer::sparse::{SparseColMat, Triplet};
 use nalgebra_sparse::{CooMatrix, CsrMatrix};
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 const N_LEVELS: usize = 5;
 const GRID: usize = 100;
@@ -29,8 +31,7 @@ pub fn cells(level: usize) -> usize {
 }
 
 pub struct Poisson {
-    inputs: Vec<InputSpec>,
-    fidelities: Vec<Fidelity>,
+    spec: ProblemSpec,
 }
 
 impl Default for Poisson {
@@ -63,7 +64,16 @@ impl Poisson {
                 }
             })
             .collect();
-        Self { inputs, fidelities }
+        Self {
+            spec: ProblemSpec {
+                name: "poisson",
+                summary: "2-D Laplace on the unit square, 5-point finite differences, Dirichlet borders + pinned centre; output u(x, y) on a 100x100 grid",
+                inputs,
+                fidelities,
+                output: output_spec(),
+                extras: vec![],
+            },
+        }
     }
 }
 
@@ -148,10 +158,10 @@ pub fn solve_dirichlet(
         .map(|(r, c, v)| Triplet::new(r, c, *v))
         .collect();
     let mat = SparseColMat::<usize, f64>::try_new_from_triplets(unknowns, unknowns, &triplets)
-        .map_err(|_| SolveError::Singular { row: 0 })?;
+        .map_err(|e| SolveError::failed(format!("sparse Cholesky failed: {e:?}")))?;
     let llt = mat
         .sp_cholesky(faer::Side::Lower)
-        .map_err(|_| SolveError::Singular { row: 0 })?;
+        .map_err(|e| SolveError::failed(format!("sparse Cholesky failed: {e:?}")))?;
     let mut x = faer::Mat::<f64>::from_fn(unknowns, 1, |r, _| rhs[r]);
     llt.solve_in_place(x.as_mut());
     // Residual of the assembled system, with nalgebra-sparse's product.
@@ -197,55 +207,45 @@ pub fn solve_benchmark(x: &[f64], n: usize) -> Result<Nodal, SolveError> {
     solve_dirichlet(n, boundary, Some(((n / 2, n / 2), centre)))
 }
 
+fn output_spec() -> OutputSpec {
+    let lin = || {
+        (0..GRID)
+            .map(|i| i as f64 / (GRID - 1) as f64)
+            .collect::<Vec<_>>()
+    };
+    OutputSpec {
+        name: "u".into(),
+        unit: "1".into(),
+        axes: vec![
+            Axis {
+                name: "x".into(),
+                unit: "1".into(),
+                values: lin(),
+            },
+            Axis {
+                name: "y".into(),
+                unit: "1".into(),
+                values: lin(),
+            },
+        ],
+    }
+}
 impl Simulator for Poisson {
-    fn name(&self) -> &'static str {
-        "poisson"
+    fn spec(&self) -> &ProblemSpec {
+        &self.spec
     }
-    fn summary(&self) -> &'static str {
-        "2-D Laplace on the unit square, 5-point finite differences, Dirichlet borders + pinned centre; output u(x, y) on a 100x100 grid"
-    }
-    fn inputs(&self) -> &[InputSpec] {
-        &self.inputs
-    }
-    fn fidelities(&self) -> &[Fidelity] {
-        &self.fidelities
-    }
-    fn output(&self) -> OutputSpec {
-        let lin = || {
-            (0..GRID)
-                .map(|i| i as f64 / (GRID - 1) as f64)
-                .collect::<Vec<_>>()
-        };
-        OutputSpec {
-            name: "u".into(),
-            unit: "1".into(),
-            axes: vec![
-                Axis {
-                    name: "x".into(),
-                    unit: "1".into(),
-                    values: lin(),
-                },
-                Axis {
-                    name: "y".into(),
-                    unit: "1".into(),
-                    values: lin(),
-                },
-            ],
-        }
-    }
-    fn solve(&self, x: &[f64], level: usize) -> Result<Solution, SolveError> {
-        check_inputs(self.name(), &self.inputs, x)?;
-        crate::check_level(self, level)?;
-        let start = Instant::now();
-        let nodal = solve_benchmark(x, cells(level))?;
-        let out = self.output();
+    fn solve(&self, s: &Sample) -> Result<Solution, SolveError> {
+        check_sample(&self.spec, s)?;
+        let clock = CpuClock::start();
+        let nodal = solve_benchmark(&s.x, cells(s.level))?;
+        let out = &self.spec.output;
         let mut values = Vec::with_capacity(GRID * GRID);
         for &xi in &out.axes[0].values {
             for &yj in &out.axes[1].values {
                 values.push(nodal.interpolate(xi, yj));
             }
         }
-        let cost_s = start.elapsed().as_secs_f64();
+        let cost_s = clock.seconds();
         let diagnostics = BTreeMap::from([
             ("residual".to_string(), nodal.residual),
             ("unknowns".to_string(), nodal.unknowns as f64),
@@ -254,6 +254,7 @@ impl Simulator for Poisson {
             values,
             cost_s,
             diagnostics,
+            extras: BTreeMap::new(),
         })
     }
 }

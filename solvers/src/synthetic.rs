@@ -10,10 +10,12 @@
 //! - Park (eqs. 12-13): at x1 = 0 the first term takes its limit sqrt((x2 + x3^2) x4) / 2.
 
 use crate::SolveError;
-use crate::{check_inputs, Axis, Fidelity, InputSpec, OutputSpec, Scale, Simulator, Solution};
+use crate::{
+    check_sample, Axis, CpuClock, Fidelity, InputSpec, OutputSpec, ProblemSpec, Sample, Scale,
+    Simulator, Solution,
+};
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
-use std::time::Instant;
 
 /// Which test function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +28,7 @@ pub enum Function {
 /// A two-level test function as a [`Simulator`].
 pub struct Synthetic {
     function: Function,
-    inputs: Vec<InputSpec>,
-    fidelities: Vec<Fidelity>,
+    spec: ProblemSpec,
 }
 
 fn unit_inputs(names: &[&'static str]) -> Vec<InputSpec> {
@@ -86,10 +87,44 @@ impl Synthetic {
                 settings: vec![],
             })
             .collect();
+        let (name, summary) = match function {
+            Function::Borehole => (
+                "borehole",
+                "Borehole water flow (8 inputs), two fidelities; scalar output",
+            ),
+            Function::Currin => (
+                "currin",
+                "Currin exponential function (2 inputs), two fidelities; scalar output",
+            ),
+            Function::Park => (
+                "park",
+                "Park function (4 inputs), two fidelities; scalar output",
+            ),
+        };
+        let (oname, unit) = match function {
+            Function::Borehole => ("flow", "m^3/yr"),
+            _ => ("y", "1"),
+        };
+        let output = OutputSpec {
+            name: oname.into(),
+            unit: unit.into(),
+            // One scalar: a single axis of length 1, so every output has shape [1].
+            axes: vec![Axis {
+                name: "component".into(),
+                unit: "1".into(),
+                values: vec![0.0],
+            }],
+        };
         Self {
             function,
-            inputs,
-            fidelities,
+            spec: ProblemSpec {
+                name,
+                summary,
+                inputs,
+                fidelities,
+                output,
+                extras: vec![],
+            },
         }
     }
 }
@@ -141,49 +176,14 @@ pub fn park_low(x: &[f64]) -> f64 {
 }
 
 impl Simulator for Synthetic {
-    fn name(&self) -> &'static str {
-        match self.function {
-            Function::Borehole => "borehole",
-            Function::Currin => "currin",
-            Function::Park => "park",
-        }
+    fn spec(&self) -> &ProblemSpec {
+        &self.spec
     }
-    fn summary(&self) -> &'static str {
-        match self.function {
-            Function::Borehole => "Borehole water flow (8 inputs), two fidelities; scalar output",
-            Function::Currin => {
-                "Currin exponential function (2 inputs), two fidelities; scalar output"
-            }
-            Function::Park => "Park function (4 inputs), two fidelities; scalar output",
-        }
-    }
-    fn inputs(&self) -> &[InputSpec] {
-        &self.inputs
-    }
-    fn fidelities(&self) -> &[Fidelity] {
-        &self.fidelities
-    }
-    fn output(&self) -> OutputSpec {
-        let (name, unit) = match self.function {
-            Function::Borehole => ("flow", "m^3/yr"),
-            _ => ("y", "1"),
-        };
-        OutputSpec {
-            name: name.into(),
-            unit: unit.into(),
-            // One scalar: a single axis of length 1, so every output has shape [1].
-            axes: vec![Axis {
-                name: "component".into(),
-                unit: "1".into(),
-                values: vec![0.0],
-            }],
-        }
-    }
-    fn solve(&self, x: &[f64], level: usize) -> Result<Solution, SolveError> {
-        check_inputs(self.name(), &self.inputs, x)?;
-        crate::check_level(self, level)?;
-        let start = Instant::now();
-        let low = level == 0;
+    fn solve(&self, s: &Sample) -> Result<Solution, SolveError> {
+        check_sample(&self.spec, s)?;
+        let clock = CpuClock::start();
+        let x = &s.x[..];
+        let low = s.level == 0;
         let y = match self.function {
             Function::Borehole => borehole(x, low),
             Function::Currin if low => currin_low(x[0], x[1]),
@@ -193,8 +193,9 @@ impl Simulator for Synthetic {
         };
         Ok(Solution {
             values: vec![y],
-            cost_s: start.elapsed().as_secs_f64(),
+            cost_s: clock.seconds(),
             diagnostics: BTreeMap::new(),
+            extras: BTreeMap::new(),
         })
     }
 }

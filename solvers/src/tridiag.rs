@@ -49,7 +49,9 @@ impl Tridiag {
             if d[i].abs() >= dl[i].abs() {
                 // No row interchange.
                 if d[i] == 0.0 {
-                    return Err(SolveError::Singular { row: i });
+                    return Err(SolveError::failed(format!(
+                        "singular tridiagonal system at row {i}"
+                    )));
                 }
                 let f = dl[i] / d[i];
                 d[i + 1] -= f * du[i];
@@ -75,7 +77,10 @@ impl Tridiag {
             }
         }
         if d[n - 1] == 0.0 {
-            return Err(SolveError::Singular { row: n - 1 });
+            return Err(SolveError::failed(format!(
+                "singular tridiagonal system at row {}",
+                n - 1
+            )));
         }
         // Back substitution with the (up to) two super-diagonals of U.
         b[n - 1] /= d[n - 1];

@@ -122,13 +122,13 @@ fn benchmark_solution_matches_cole_hopf_and_converges() {
     let nu = 0.05;
     let exact = ColeHopf::new(nu, 120);
     let sim = BurgersFem::new();
-    let out = sim.output();
+    let out = sim.spec().output.clone();
     let (ts, xs) = (&out.axes[0].values, &out.axes[1].values);
     // Compare away from t = 0, where the initial data jump at x = 1 (u0(1) = 1 but u = 0
     // for t > 0) is still resolving; this also keeps the series well converged.
     let errs: Vec<f64> = (1..N_LEVELS)
         .map(|level| {
-            let s = sim.solve(&[nu], level).unwrap();
+            let s = sim.solve_at(&[nu], level).unwrap();
             let mut e = 0.0f64;
             for (i, &t) in ts.iter().enumerate().filter(|(_, &t)| t >= 0.25) {
                 for (j, &x) in xs.iter().enumerate() {
@@ -155,7 +155,7 @@ fn newton_converges_across_the_viscosity_range_at_every_level() {
     for level in 0..N_LEVELS {
         for nu in [0.001, 0.002, 0.005, 0.01, 0.03, 0.1] {
             let s = sim
-                .solve(&[nu], level)
+                .solve_at(&[nu], level)
                 .unwrap_or_else(|e| panic!("level {level}, nu {nu}: {e}"));
             assert!(s.diagnostics["newton_max_final_residual"] < NEWTON_TOL);
             assert!(s.values.iter().all(|v| v.is_finite()));
@@ -197,7 +197,7 @@ fn the_ladder_converges_at_first_order() {
     let first_row = 17; // t_17 = 3 * 17 / 99 = 0.515
     for nu in [0.05, 0.01] {
         let sols: Vec<Vec<f64>> = (0..N_LEVELS)
-            .map(|l| sim.solve(&[nu], l).unwrap().values[first_row * GRID..].to_vec())
+            .map(|l| sim.solve_at(&[nu], l).unwrap().values[first_row * GRID..].to_vec())
             .collect();
         let rms = |a: &[f64], b: &[f64]| {
             (a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / a.len() as f64).sqrt()
@@ -217,7 +217,7 @@ fn the_ladder_converges_at_first_order() {
 #[test]
 fn output_grid_and_initial_row_follow_the_contract() {
     let sim = BurgersFem::new();
-    let s = sim.solve(&[0.01], 1).unwrap();
+    let s = sim.solve_at(&[0.01], 1).unwrap();
     assert_eq!(s.values.len(), GRID * GRID);
     // Row t = 0 is the nodal interpolant of sin(pi x / 2), P1-interpolated to x_j.
     let n = elements(1);
@@ -242,7 +242,7 @@ fn output_grid_and_initial_row_follow_the_contract() {
 #[test]
 fn bad_inputs_are_rejected_with_named_errors() {
     let sim = BurgersFem::new();
-    let msg = |x: &[f64], l: usize| sim.solve(x, l).unwrap_err().to_string();
+    let msg = |x: &[f64], l: usize| sim.solve_at(x, l).unwrap_err().to_string();
     assert!(msg(&[0.5], 0).contains("nu = 0.5 is outside its range"));
     assert!(msg(&[f64::NAN], 0).contains("not a finite number"));
     assert!(msg(&[0.01, 0.02], 0).contains("expects 1 inputs"));

@@ -108,7 +108,7 @@ fn the_benchmark_obeys_the_discrete_maximum_principle_and_pins_the_centre() {
         );
         assert_eq!(s.at(n, n), 0.5 * (x[1] + x[3]));
         // The 100 x 100 output interpolates the nodes: its corners are the corner nodes.
-        let out = sim.solve(&x, 2).unwrap();
+        let out = sim.solve_at(&x, 2).unwrap();
         assert_eq!(out.values.len(), 100 * 100);
         assert!((out.values[0] - s.at(0, 0)).abs() < 1e-15);
         assert!(
@@ -122,8 +122,8 @@ fn the_benchmark_obeys_the_discrete_maximum_principle_and_pins_the_centre() {
 #[test]
 fn swapping_left_and_right_mirrors_the_solution() {
     let sim = registry::by_name("poisson").unwrap();
-    let a = sim.solve(&[0.2, 0.7, 0.4, 0.6, 0.5], 1).unwrap().values;
-    let b = sim.solve(&[0.7, 0.2, 0.4, 0.6, 0.5], 1).unwrap().values;
+    let a = sim.solve_at(&[0.2, 0.7, 0.4, 0.6, 0.5], 1).unwrap().values;
+    let b = sim.solve_at(&[0.7, 0.2, 0.4, 0.6, 0.5], 1).unwrap().values;
     for i in 0..100 {
         for j in 0..100 {
             let (u, v) = (a[i * 100 + j], b[(99 - i) * 100 + j]);
@@ -135,9 +135,9 @@ fn swapping_left_and_right_mirrors_the_solution() {
 #[test]
 fn bad_inputs_and_levels_are_refused() {
     let sim = registry::by_name("poisson").unwrap();
-    assert!(sim.solve(&[0.5; 4], 0).is_err());
-    assert!(sim.solve(&[0.5, 0.5, 0.5, 0.5, 0.95], 0).is_err());
-    assert!(sim.solve(&[0.5, 0.5, f64::NAN, 0.5, 0.5], 0).is_err());
-    assert!(sim.solve(&[0.5; 5], 5).is_err());
+    assert!(sim.solve_at(&[0.5; 4], 0).is_err());
+    assert!(sim.solve_at(&[0.5, 0.5, 0.5, 0.5, 0.95], 0).is_err());
+    assert!(sim.solve_at(&[0.5, 0.5, f64::NAN, 0.5, 0.5], 0).is_err());
+    assert!(sim.solve_at(&[0.5; 5], 5).is_err());
     assert_eq!(sim.fidelity("high").unwrap().level, 2);
 }

@@ -6,7 +6,10 @@ use mfpipe_solvers::registry;
 use mfpipe_solvers::synthetic::{currin_high, park_high};
 
 fn solve(problem: &str, x: &[f64], level: usize) -> f64 {
-    let s = registry::by_name(problem).unwrap().solve(x, level).unwrap();
+    let s = registry::by_name(problem)
+        .unwrap()
+        .solve_at(x, level)
+        .unwrap();
     assert_eq!(s.values.len(), 1, "scalar output");
     s.values[0]
 }
@@ -80,11 +83,12 @@ fn park_matches_reference_values_its_definition_and_its_limit() {
 fn every_input_in_the_box_gives_a_finite_value_at_both_levels() {
     for name in ["borehole", "currin", "park"] {
         let sim = registry::by_name(name).unwrap();
-        let d = sim.inputs().len();
+        let d = sim.spec().inputs.len();
         for k in 0..(1 << d) {
             // Every corner of the box.
             let x: Vec<f64> = sim
-                .inputs()
+                .spec()
+                .inputs
                 .iter()
                 .enumerate()
                 .map(|(i, s)| if k >> i & 1 == 1 { s.upper } else { s.lower })
@@ -94,15 +98,19 @@ fn every_input_in_the_box_gives_a_finite_value_at_both_levels() {
                 assert!(y.is_finite(), "{name} level {level} at {x:?}: {y}");
             }
         }
-        assert!(sim.solve(&vec![0.5; d + 1], 0).is_err());
-        assert!(sim.solve(&vec![f64::NAN; d], 0).is_err());
+        assert!(sim.solve_at(&vec![0.5; d + 1], 0).is_err());
+        assert!(sim.solve_at(&vec![f64::NAN; d], 0).is_err());
         assert!(
-            sim.solve(&x_centre(sim.as_ref()), 2).is_err(),
+            sim.solve_at(&x_centre(sim.as_ref()), 2).is_err(),
             "two levels only"
         );
     }
 }
 
 fn x_centre(sim: &dyn mfpipe_solvers::Simulator) -> Vec<f64> {
-    sim.inputs().iter().map(|s| s.default_value()).collect()
+    sim.spec()
+        .inputs
+        .iter()
+        .map(|s| s.default_value())
+        .collect()
 }

@@ -88,7 +88,7 @@ fn solve_json_follows_the_contract() {
     // The same solve through the library gives the same numbers.
     let lib = mfpipe_solvers::registry::by_name("burgers")
         .unwrap()
-        .solve(&[0.01], 1)
+        .solve_at(&[0.01], 1)
         .unwrap();
     assert_eq!(vals[37][61].as_f64().unwrap(), lib.values[37 * 100 + 61]);
 }

@@ -20,11 +20,13 @@
 //! ([`crate::prep`]); the multi-fidelity variants fit both maps on the union of the LF and HF
 //! training samples so that DMF_L's outputs are in the high-fidelity model's coordinates.
 
-use super::{vstack, NetParams};
+use super::{vstack, OutputReduction};
 use crate::dmf::{self, DmfNet, Schedule, SearchPhase};
 use crate::mlp::{cpu_device, from_tensor, to_tensor, train_device};
 use crate::prep::{InputMap, OutputMap};
-use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
+use crate::{
+    FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Prediction, Result, Sources,
+};
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -49,6 +51,23 @@ impl Variant {
             Variant::Copy => "dmf-copy",
             Variant::Trans => "dmf-trans",
             Variant::Two => "dmf-2",
+        }
+    }
+
+    /// What the variant takes: dmf-hf the target only, the others one cheaper source.
+    pub const fn sources(self) -> Sources {
+        match self {
+            Variant::Hf => Sources::TargetOnly,
+            _ => Sources::Two,
+        }
+    }
+
+    /// The phase a hyperparameter search budgets: the only one of dmf-hf, the HF phase of
+    /// the others.
+    pub fn tuned_epochs(self, p: &DmfParams) -> usize {
+        match self {
+            Variant::Hf => p.steps,
+            _ => p.fine_tune_steps,
         }
     }
 }
@@ -77,8 +96,10 @@ pub struct DmfParams {
     pub r1: f64,
     pub r2: f64,
     pub r3: f64,
-    /// Output reduction (only `pca`, `pca_tol` and `max_components` are used).
-    pub net: NetParams,
+    /// Output reduction by PCA (`[models.<name>.output]`; `net` is accepted as its old
+    /// name, but only the PCA keys: DMF's networks are the searched cells, not `hidden`).
+    #[serde(alias = "net")]
+    pub output: OutputReduction,
 }
 
 impl Default for DmfParams {
@@ -97,7 +118,7 @@ impl Default for DmfParams {
             r1: 1e-4,
             r2: 1e-4,
             r3: 1e-2,
-            net: NetParams::default(),
+            output: OutputReduction::default(),
         }
     }
 }
@@ -132,7 +153,7 @@ impl DmfParams {
                 return bad(format!("{name} = {v} must be a finite number >= 0"));
             }
         }
-        self.net.check(model)
+        self.output.check(model)
     }
 
     fn search(&self, steps: usize) -> SearchPhase {
@@ -280,32 +301,12 @@ impl FusionModel for Dmf {
         self.variant.name()
     }
 
-    fn uses_low_fidelity(&self) -> bool {
-        self.variant != Variant::Hf
-    }
-
-    fn tuned_epochs(&self) -> usize {
-        match self.variant {
-            Variant::Hf => self.params.steps,
-            _ => self.params.fine_tune_steps,
-        }
-    }
-
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
         let name = self.name();
         let p = &self.params;
-        let hf = train.highest();
-        let lf = if self.variant == Variant::Hf {
-            None
-        } else {
-            if train.levels.len() < 2 {
-                return Err(FusionError::NotEnoughData {
-                    model: name.into(),
-                    what: "a low- and a high-fidelity level".into(),
-                });
-            }
-            Some(&train.levels[0])
-        };
+        self.variant.sources().check(name, train.sources.len())?;
+        let hf = train.target();
+        let lf = (self.variant != Variant::Hf).then(|| &train.sources[0]);
         if hf.inputs.nrows() < 2 {
             return Err(FusionError::NotEnoughData {
                 model: name.into(),
@@ -327,8 +328,12 @@ impl FusionModel for Dmf {
             None => (hf.inputs.clone(), hf.outputs.clone()),
         };
         let input_map = InputMap::fit(all_x.view())?;
-        let output_map =
-            OutputMap::fit(all_y.view(), p.net.pca, p.net.pca_tol, p.net.max_components)?;
+        let output_map = OutputMap::fit(
+            all_y.view(),
+            p.output.pca,
+            p.output.pca_tol,
+            p.output.max_components,
+        )?;
         let (d_in, d_out) = (all_x.ncols(), output_map.width());
         let dev = train_device();
         let tens = |x: ArrayView2<f64>, y: ArrayView2<f64>| {
@@ -453,7 +458,7 @@ impl FusionModel for Dmf {
         })
     }
 
-    fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Prediction> {
         let s = self.state.as_ref().ok_or(FusionError::NotFitted {
             model: self.name().into(),
         })?;
@@ -476,6 +481,6 @@ impl FusionModel for Dmf {
                 from_tensor(second.valid().forward(cat(xt, fl)))
             }
         };
-        Ok(s.output_map.decode(z.view()))
+        Ok(Prediction::point(s.output_map.decode(z.view())))
     }
 }

@@ -11,10 +11,12 @@
 //! Predictive variance: var_L(x) sum_k W_jk^2 + var_delta(x) per coefficient j (the
 //! low-fidelity coefficients share one kernel, hence one variance).
 
-use super::{check_levels, check_width, shared_maps};
+use super::{check_sources, check_width, shared_maps};
 use crate::gp::{constant, fit_constant_mean, Gp, GpParams, Problem};
 use crate::prep::{InputMap, OutputMap};
-use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
+use crate::{
+    FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Prediction, Result, Sources,
+};
 use ndarray::{concatenate, Array1, Array2, ArrayView2, Axis};
 
 pub struct Gar {
@@ -71,15 +73,11 @@ impl FusionModel for Gar {
         "gar"
     }
 
-    fn tuned_epochs(&self) -> usize {
-        self.params.max_iters
-    }
-
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
-        check_levels(self.name(), train, 2)?;
+        check_sources(self.name(), train, Sources::Two, 2)?;
         let p = &self.params;
         let [iters] = ctx.budget.phases([p.max_iters]);
-        let (lo, hi) = (&train.levels[0], train.highest());
+        let (lo, hi) = (&train.sources[0], train.target());
         let (im, om) = shared_maps(train, p)?;
         let om_low = OutputMap::fit(lo.outputs.view(), p.pca, p.pca_tol, p.max_components)?;
         ctx.progress.start("gar", 2);
@@ -114,13 +112,11 @@ impl FusionModel for Gar {
         Ok(report)
     }
 
-    fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
-        let (om, m, _) = self.encoded(x)?;
-        Ok(om.decode(m.view()))
-    }
-
-    fn predict_var(&self, x: ArrayView2<f64>) -> Result<Option<Array2<f64>>> {
-        let (om, _, v) = self.encoded(x)?;
-        Ok(Some(om.decode_var(v.view())))
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Prediction> {
+        let (om, m, v) = self.encoded(x)?;
+        Ok(Prediction::gaussian(
+            om.decode(m.view()),
+            om.decode_var(v.view()),
+        ))
     }
 }

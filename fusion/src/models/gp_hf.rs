@@ -2,10 +2,12 @@
 //! kernel, constant mean, hyperparameters by maximum marginal likelihood) — the classic
 //! single-fidelity surrogate.
 
-use super::{check_width, field_var};
+use super::{check_sources, check_width, field_var};
 use crate::gp::{constant, fit_constant_mean, Gp, GpParams};
 use crate::prep::{InputMap, OutputMap};
-use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
+use crate::{
+    FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Prediction, Result, Sources,
+};
 use ndarray::{Array1, Array2, ArrayView2};
 
 pub struct GpHf {
@@ -38,22 +40,9 @@ impl FusionModel for GpHf {
         "gp-hf"
     }
 
-    fn uses_low_fidelity(&self) -> bool {
-        false
-    }
-
-    fn tuned_epochs(&self) -> usize {
-        self.params.max_iters
-    }
-
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
-        let hf = train.highest();
-        if hf.inputs.nrows() < 2 {
-            return Err(FusionError::NotEnoughData {
-                model: self.name().into(),
-                what: "at least 2 high-fidelity samples".into(),
-            });
-        }
+        check_sources(self.name(), train, Sources::TargetOnly, 2)?;
+        let hf = train.target();
         let p = &self.params;
         let [iters] = ctx.budget.phases([p.max_iters]);
         let input_map = InputMap::fit(hf.inputs.view())?;
@@ -76,13 +65,8 @@ impl FusionModel for GpHf {
         Ok(report)
     }
 
-    fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
-        let (om, m, _) = self.encoded(x)?;
-        Ok(om.decode(m.view()))
-    }
-
-    fn predict_var(&self, x: ArrayView2<f64>) -> Result<Option<Array2<f64>>> {
-        let (om, _, v) = self.encoded(x)?;
-        Ok(Some(field_var(om, v)))
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Prediction> {
+        let (om, m, v) = self.encoded(x)?;
+        Ok(Prediction::gaussian(om.decode(m.view()), field_var(om, v)))
     }
 }

@@ -8,8 +8,10 @@
 use super::{check_phase, vstack, Fitted, NetParams};
 use crate::mlp::{self, Phase};
 use crate::prep::{InputMap, OutputMap};
-use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
-use ndarray::{Array2, ArrayView2};
+use crate::{
+    FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Prediction, Result, Sources,
+};
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,18 +80,9 @@ impl FusionModel for MfTransfer {
         "mf-transfer"
     }
 
-    fn tuned_epochs(&self) -> usize {
-        self.params.epochs
-    }
-
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
-        if train.levels.len() < 2 {
-            return Err(FusionError::NotEnoughData {
-                model: self.name().into(),
-                what: "a low- and a high-fidelity level".into(),
-            });
-        }
-        let (lf, hf) = (&train.levels[0], train.highest());
+        Sources::Two.check(self.name(), train.sources.len())?;
+        let (lf, hf) = (&train.sources[0], train.target());
         if hf.inputs.nrows() < 1 || lf.inputs.nrows() < 2 {
             return Err(FusionError::NotEnoughData {
                 model: self.name().into(),
@@ -159,12 +152,13 @@ impl FusionModel for MfTransfer {
         })
     }
 
-    fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Prediction> {
         self.fitted
             .as_ref()
             .ok_or(FusionError::NotFitted {
                 model: self.name().into(),
             })?
             .predict(self.name(), x)
+            .map(Prediction::point)
     }
 }

@@ -79,6 +79,46 @@ impl NetParams {
     }
 }
 
+/// Output reduction of a model whose network is not an MLP of `NetParams` (DMF).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputReduction {
+    /// Reduce field outputs by PCA fitted on the training outputs (recommended for fields).
+    pub pca: bool,
+    /// Fraction of training variance PCA may leave out.
+    pub pca_tol: f64,
+    pub max_components: usize,
+}
+
+impl Default for OutputReduction {
+    fn default() -> Self {
+        let n = NetParams::default();
+        Self {
+            pca: n.pca,
+            pca_tol: n.pca_tol,
+            max_components: n.max_components,
+        }
+    }
+}
+
+impl OutputReduction {
+    pub fn check(&self, model: &str) -> Result<()> {
+        let bad = |reason: String| {
+            Err(FusionError::BadParams {
+                model: model.into(),
+                reason,
+            })
+        };
+        if !(self.pca_tol.is_finite() && (0.0..1.0).contains(&self.pca_tol)) {
+            return bad(format!("pca_tol = {} must be in [0, 1)", self.pca_tol));
+        }
+        if self.max_components == 0 {
+            return bad("max_components must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// Check one (epochs, learning rate) phase.
 pub(crate) fn check_phase(
     model: &str,
@@ -156,8 +196,8 @@ pub(crate) fn shared_maps(
     train: &crate::MfTrainSet,
     p: &crate::gp::GpParams,
 ) -> Result<(crate::prep::InputMap, OutputMap)> {
-    let xs: Vec<_> = train.levels.iter().map(|l| l.inputs.view()).collect();
-    let ys: Vec<_> = train.levels.iter().map(|l| l.outputs.view()).collect();
+    let xs: Vec<_> = train.sources.iter().map(|l| l.inputs.view()).collect();
+    let ys: Vec<_> = train.sources.iter().map(|l| l.outputs.view()).collect();
     let x = ndarray::concatenate(ndarray::Axis(0), &xs).expect("same input width");
     let y = ndarray::concatenate(ndarray::Axis(0), &ys).expect("same output width");
     Ok((
@@ -166,18 +206,24 @@ pub(crate) fn shared_maps(
     ))
 }
 
-/// Every level needs at least `min` samples, and a fusion model at least two levels.
-pub(crate) fn check_levels(model: &str, train: &crate::MfTrainSet, min: usize) -> Result<()> {
-    if train.levels.len() < 2 {
+/// The number of sources must suit the model (`takes`), and every source it reads needs
+/// at least `min` samples.
+pub(crate) fn check_sources(
+    model: &str,
+    train: &crate::MfTrainSet,
+    takes: crate::Sources,
+    min: usize,
+) -> Result<()> {
+    takes.check(model, train.sources.len())?;
+    let used = if takes.uses_cheaper() {
+        &train.sources[..]
+    } else {
+        &train.sources[train.sources.len() - 1..]
+    };
+    if used.iter().any(|l| l.inputs.nrows() < min) {
         return Err(FusionError::NotEnoughData {
             model: model.into(),
-            what: "a low- and a high-fidelity level".into(),
-        });
-    }
-    if train.levels.iter().any(|l| l.inputs.nrows() < min) {
-        return Err(FusionError::NotEnoughData {
-            model: model.into(),
-            what: format!("at least {min} samples at every level"),
+            what: format!("at least {min} samples from every source it uses"),
         });
     }
     Ok(())

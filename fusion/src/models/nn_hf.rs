@@ -1,11 +1,13 @@
 //! `nn-hf`: an MLP trained on the high-fidelity data only — the single-fidelity baseline
 //! every fusion method has to beat.
 
-use super::{check_phase, Fitted, NetParams};
+use super::{check_phase, check_sources, Fitted, NetParams};
 use crate::mlp::{self, Phase};
 use crate::prep::{InputMap, OutputMap};
-use crate::{FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Result};
-use ndarray::{Array2, ArrayView2};
+use crate::{
+    FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Prediction, Result, Sources,
+};
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,22 +58,9 @@ impl FusionModel for NnHf {
         "nn-hf"
     }
 
-    fn uses_low_fidelity(&self) -> bool {
-        false
-    }
-
-    fn tuned_epochs(&self) -> usize {
-        self.params.epochs
-    }
-
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
-        let hf = train.highest();
-        if hf.inputs.nrows() < 2 {
-            return Err(FusionError::NotEnoughData {
-                model: self.name().into(),
-                what: "at least 2 high-fidelity samples".into(),
-            });
-        }
+        check_sources(self.name(), train, Sources::TargetOnly, 2)?;
+        let hf = train.target();
         let p = &self.params;
         let [epochs] = ctx.budget.phases([p.epochs]);
         let input_map = InputMap::fit(hf.inputs.view())?;
@@ -121,12 +110,13 @@ impl FusionModel for NnHf {
         })
     }
 
-    fn predict(&self, x: ArrayView2<f64>) -> Result<Array2<f64>> {
+    fn predict(&self, x: ArrayView2<f64>) -> Result<Prediction> {
         self.fitted
             .as_ref()
             .ok_or(FusionError::NotFitted {
                 model: self.name().into(),
             })?
             .predict(self.name(), x)
+            .map(Prediction::point)
     }
 }

@@ -1,0 +1,208 @@
+//! The command line's arguments (clap). DESIGN sec. 4 is the contract; `commands` runs them.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "pipeline",
+    version,
+    about = "mfpipe: multi-fidelity physics surrogates from solver to report"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// List problems, their inputs and fidelity levels.
+    List,
+    /// List models: the sources each takes, its hyperparameters and default search space.
+    Models,
+    /// Solve one problem at one fidelity.
+    Solve(SolveArgs),
+    /// Generate a multi-fidelity HDF5 dataset.
+    Generate(GenerateArgs),
+    /// Combine the shard files of one run into one dataset.
+    Merge(MergeArgs),
+    /// Validate a dataset and summarise it; optionally compare its content with another.
+    Check(CheckArgs),
+    /// Train and evaluate fusion models on a dataset.
+    Train(TrainArgs),
+    /// Generate (if missing), train, evaluate and report, from one config.
+    Run(RunArgs),
+    /// Measure per-sample solve cost at every fidelity level (markdown table on stdout).
+    Bench(BenchArgs),
+    /// Cost/accuracy trade-off: the fidelity ladder, budgeted fusion, Pareto front and a
+    /// recommended LF/HF split per budget.
+    Tradeoff(TradeoffArgs),
+    /// The gradient-only paper's study: which RBF surrogates (values, values + gradients,
+    /// gradients only) of a mini-batch loss come out positive definite.
+    RbfStudy(RbfStudyArgs),
+    /// Read a dataset and exit 0 (read), 1 (error) or die with libhdf5: the child side of
+    /// `isolate::read`.
+    #[command(name = "probe-read", hide = true)]
+    ProbeRead { path: PathBuf },
+}
+
+#[derive(Args)]
+pub struct TradeoffArgs {
+    pub problem: String,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Total budgets in CPU-seconds, comma-separated (default: the config's [tradeoff]
+    /// budgets, 8 to 64 HF samples' worth).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub budget: Option<Vec<String>>,
+    /// Per-sample costs c_L,c_H in seconds instead of the measured or recorded ones (to
+    /// reproduce a study exactly on another machine).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub costs: Option<Vec<String>>,
+    /// Fusion models fitted on every split (default: the config's, mf-transfer,dmf-trans).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Output directory (default: out/<problem>-tradeoff).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Tiny sizes: the whole study in seconds.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+#[derive(Args)]
+pub struct RbfStudyArgs {
+    /// Output directory (default: out/rbf-study).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Three shape parameters, one draw, batch sizes 3 and full: seconds.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    pub problem: String,
+    /// Samples per level (a Sobol design over the inputs, seed 0).
+    #[arg(long, default_value_t = 64)]
+    pub samples: usize,
+    /// Comma-separated levels (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+pub struct SolveArgs {
+    pub problem: String,
+    /// Level number or name.
+    #[arg(long, default_value = "0")]
+    pub fidelity: String,
+    /// NAME=VALUE; inputs not given take the centre of their range.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Run seed; the sample's seed derives from it and the inputs (stochastic solvers).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the solution as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    pub problem: String,
+    /// Take defaults from this config's [data] section (else the problem's embedded config).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Comma-separated fidelity levels, cheapest first.
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Option<Vec<String>>,
+    /// Comma-separated sample counts, one per level.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub n: Option<Vec<String>>,
+    #[arg(long)]
+    pub design: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub seed: Option<String>,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Finish an interrupted run of the same settings (harmless when there is none).
+    #[arg(long)]
+    pub resume: bool,
+    /// Compute only shard I of N (0-based), e.g. 3/16; combine shards with `pipeline merge`.
+    #[arg(long)]
+    pub shard: Option<String>,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// Shard files of one run, in any order.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    pub dataset: PathBuf,
+    /// Also require the same content (all but cost_s and created) as this file.
+    #[arg(long = "same-as")]
+    pub same_as: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    pub dataset: PathBuf,
+    /// Comma-separated model names.
+    #[arg(long, value_delimiter = ',')]
+    pub model: Vec<String>,
+    #[arg(long = "n-hf", value_delimiter = ',', allow_negative_numbers = true)]
+    pub n_hf: Option<Vec<String>>,
+    #[arg(long = "n-lf", value_delimiter = ',', allow_negative_numbers = true)]
+    pub n_lf: Option<Vec<String>>,
+    /// Seeds as a list or range: 0-4 or 0,1,7.
+    #[arg(long)]
+    pub seeds: Option<String>,
+    /// HF samples held out for testing (when the file has no role array).
+    #[arg(long = "n-test", allow_negative_numbers = true)]
+    pub n_test: Option<String>,
+    /// Levels to train on, cheapest first, the last the target (e.g. 0,1,2); chain models
+    /// (ar, nar) use every one. Default: the cheapest and the finest level in the file.
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Option<Vec<String>>,
+    /// Training samples from each of --levels (e.g. 32,16,8), instead of --n-lf/--n-hf.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub n: Option<Vec<String>>,
+    /// Low-fidelity level (default: the cheapest in the file).
+    #[arg(long = "lf-level")]
+    pub lf_level: Option<usize>,
+    /// High-fidelity level (default: the finest in the file).
+    #[arg(long = "hf-level")]
+    pub hf_level: Option<usize>,
+    /// Model hyperparameters from this config's [models] section.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Cap every training phase at this many epochs.
+    #[arg(long = "max-epochs")]
+    pub max_epochs: Option<usize>,
+    /// Hyperparameter search for the tuned models: none, grid, random, median, sha or
+    /// hyperband (default: the config's, hyperband).
+    #[arg(long)]
+    pub search: Option<String>,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    pub problem: String,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output directory (default: out/<problem>, or out/<problem>-smoke).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Tiny sizes from the config's [smoke] section: the whole pipeline in seconds.
+    #[arg(long)]
+    pub smoke: bool,
+}

@@ -1,0 +1,886 @@
+//! One function per subcommand: what the `pipeline` binary runs after parsing. Library
+//! callers drive the same steps through `generate`, `experiment`, the studies and `report`.
+
+use crate::cli::*;
+use crate::config::{RunConfig, Study};
+use crate::progress::note;
+use crate::util::write_text;
+use crate::{
+    config, experiment, generate, isolate, progress, rbf_study, report, studies, tradeoff,
+};
+use anyhow::{bail, Context, Result};
+use mfpipe_data::design::DesignKind;
+use mfpipe_data::{h5, Progress};
+use mfpipe_fusion::Budget;
+use mfpipe_solvers::{registry, Simulator};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Run one parsed command line.
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::List => list(),
+        Cmd::Models => models(),
+        Cmd::Solve(a) => solve(a),
+        Cmd::Generate(a) => generate(a),
+        Cmd::Merge(a) => merge(a),
+        Cmd::Check(a) => check(a),
+        Cmd::Train(a) => train(a),
+        Cmd::Run(a) => run(a),
+        Cmd::Bench(a) => bench(a),
+        Cmd::Tradeoff(a) => tradeoff(a),
+        Cmd::ProbeRead { path } => isolate::probe_main(&path),
+        Cmd::RbfStudy(a) => rbf_study(a),
+    }
+}
+
+/// The model table: what each model takes, its default hyperparameters and search space.
+fn models() -> Result<()> {
+    for m in mfpipe_fusion::registry::MODELS {
+        println!("{}: {}", m.name, m.summary);
+        println!("  takes      {}", m.sources.describe());
+        println!(
+            "  predicts   {}",
+            if m.variance {
+                "mean and variance (records get nll, coverage95)"
+            } else {
+                "mean"
+            }
+        );
+        let defaults = (m.params)(&serde_json::Value::Null)?;
+        println!("  defaults   {}", serde_json::to_string(&defaults)?);
+        let space = (m.default_space)();
+        if !space.is_empty() {
+            let dims: Vec<String> = space
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} in [{}, {}]{}",
+                        d.name,
+                        d.lower,
+                        d.upper,
+                        if d.log { " (log)" } else { "" }
+                    )
+                })
+                .collect();
+            println!("  searched   {}", dims.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn list() -> Result<()> {
+    for sim in registry::all() {
+        println!("{}: {}", sim.name(), sim.spec().summary);
+        for s in &sim.spec().inputs {
+            println!(
+                "  input  {:<10} [{}, {}] {} (default {})",
+                s.name,
+                s.lower,
+                s.upper,
+                s.unit,
+                s.default_value()
+            );
+        }
+        for f in &sim.spec().fidelities {
+            println!("  level  {} {:<8} {}", f.level, f.name, f.description);
+        }
+        let out = &sim.spec().output;
+        println!(
+            "  output {} on {:?} ({})",
+            out.name,
+            out.shape(),
+            out.axes
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Parse `--set NAME=VALUE` pairs against a problem's inputs; unset inputs take their default.
+pub fn parse_sets(sim: &dyn Simulator, sets: &[String]) -> Result<Vec<f64>> {
+    let specs = &sim.spec().inputs;
+    let mut x: Vec<Option<f64>> = vec![None; specs.len()];
+    for s in sets {
+        let (name, value) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s:?}: expected NAME=VALUE"))?;
+        let (name, value) = (name.trim(), value.trim());
+        let k = specs.iter().position(|p| p.name == name).with_context(|| {
+            format!(
+                "--set {s:?}: {} has no input {name:?} (inputs: {})",
+                sim.name(),
+                specs.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        if x[k].is_some() {
+            bail!("--set {s:?}: input {name} given twice");
+        }
+        let v: f64 = value
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--set {s:?}: {value:?} is not a number"))?;
+        x[k] = Some(v);
+    }
+    Ok(x.iter()
+        .zip(specs)
+        .map(|(v, s)| v.unwrap_or_else(|| s.default_value()))
+        .collect())
+}
+
+/// Nest a row-major vector by `shape` as JSON arrays, so values[i][j] follows the axes.
+fn nest(values: &[f64], shape: &[usize]) -> serde_json::Value {
+    if shape.len() <= 1 {
+        return json!(values);
+    }
+    let stride: usize = shape[1..].iter().product();
+    serde_json::Value::Array(
+        values
+            .chunks(stride)
+            .map(|c| nest(c, &shape[1..]))
+            .collect(),
+    )
+}
+
+fn solve(a: SolveArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    let fid = sim.fidelity(&a.fidelity)?.clone();
+    let x = parse_sets(sim.as_ref(), &a.set)?;
+    let sample = mfpipe_solvers::Sample::new(x.clone(), fid.level, a.seed);
+    let sol = sim.solve(&sample)?;
+    let out = &sim.spec().output;
+    let inputs: serde_json::Map<String, serde_json::Value> = sim
+        .spec()
+        .inputs
+        .iter()
+        .zip(&x)
+        .map(|(s, v)| (s.name.to_string(), json!(v)))
+        .collect();
+    if a.json {
+        let obj = json!({
+            "problem": sim.name(),
+            "fidelity": {"level": fid.level, "name": fid.name},
+            "inputs": inputs,
+            "shape": out.shape(),
+            "axes": out.axes.iter().map(|ax| json!({"name": ax.name, "values": ax.values})).collect::<Vec<_>>(),
+            "values": nest(&sol.values, &out.shape()),
+            "seed": sample.seed,
+            "cost_s": sol.cost_s,
+            "diagnostics": sol.diagnostics,
+        });
+        let mut obj = obj;
+        if !sim.spec().extras.is_empty() {
+            let extras: serde_json::Map<String, serde_json::Value> = sim
+                .spec()
+                .extras
+                .iter()
+                .map(|e| {
+                    let v = sol.extras.get(&e.name).map_or(&[][..], |v| &v[..]);
+                    (e.name.clone(), nest(v, &e.shape))
+                })
+                .collect();
+            obj["extras"] = serde_json::Value::Object(extras);
+        }
+        println!("{}", serde_json::to_string(&obj)?);
+    } else {
+        let (lo, hi) = sol
+            .values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        println!(
+            "{} at fidelity {} ({}): {}",
+            sim.name(),
+            fid.level,
+            fid.name,
+            fid.description
+        );
+        println!("inputs: {}", serde_json::Value::Object(inputs));
+        println!(
+            "output {} on {:?}: min {lo:.6}, max {hi:.6}",
+            out.name,
+            out.shape()
+        );
+        println!("cost: {:.3e} s", sol.cost_s);
+        for (k, v) in &sol.diagnostics {
+            println!("  {k}: {v}");
+        }
+    }
+    Ok(())
+}
+
+fn parse_list<T: std::str::FromStr>(flag: &str, v: &[String]) -> Result<Vec<T>> {
+    v.iter()
+        .map(|s| {
+            s.trim()
+                .parse::<T>()
+                .map_err(|_| anyhow::anyhow!("{flag} {s:?}: expected a non-negative integer"))
+        })
+        .collect()
+}
+
+fn parse_seeds(s: &str) -> Result<Vec<u64>> {
+    let bad = || anyhow::anyhow!("--seeds {s:?}: expected a range like 0-4 or a list like 0,1,7");
+    if let Some((a, b)) = s.split_once('-') {
+        let (a, b): (u64, u64) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a > b {
+            return Err(bad());
+        }
+        return Ok((a..=b).collect());
+    }
+    s.split(',')
+        .map(|x| x.trim().parse::<u64>().map_err(|_| bad()))
+        .collect()
+}
+
+fn base_config(problem: &str, path: Option<&Path>) -> Result<RunConfig> {
+    let mut cfg = match path {
+        Some(p) => RunConfig::load(p)?,
+        None => match RunConfig::embedded(problem) {
+            Ok(c) => c,
+            // Problems without a standard protocol still generate with the generic defaults.
+            Err(_) => RunConfig::generic(problem),
+        },
+    };
+    if cfg.problem.is_empty() {
+        cfg.problem = problem.into();
+    } else if cfg.problem != problem {
+        bail!("config is for problem {:?}, not {problem:?}", cfg.problem);
+    }
+    Ok(cfg)
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    let cfg = base_config(&a.problem, a.config.as_deref())?;
+    let mut spec = generate::GenSpec {
+        design: cfg.data.design,
+        seed: cfg.data.seed,
+        levels: cfg.data.levels.clone(),
+        n: cfg.data.n.clone(),
+        shard: a.shard.as_deref().map(parse_shard).transpose()?,
+    };
+    if let Some(l) = &a.levels {
+        spec.levels = l
+            .iter()
+            .map(|s| sim.fidelity(s.trim()).map(|f| f.level))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(n) = &a.n {
+        spec.n = parse_list("--n", n)?;
+    }
+    if let Some(d) = &a.design {
+        spec.design = d.parse::<DesignKind>()?;
+    }
+    if let Some(s) = &a.seed {
+        spec.seed = s
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--seed {s:?}: expected a non-negative integer"))?;
+    }
+    config::check_levels(&spec.levels, &spec.n, ("--levels", "--n"))?;
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{}.h5", a.problem)));
+    let t0 = Instant::now();
+    let s = generate::generate(sim.as_ref(), &spec, &out, a.resume)?;
+    let failed: usize = s.dataset.levels.iter().map(|l| l.failed()).sum();
+    let part = spec
+        .shard
+        .map(|sh| format!(" (shard {}/{})", sh.index, sh.count))
+        .unwrap_or_default();
+    note(format!(
+        "wrote {}{part}: {} samples computed, {} reused, {} failed, {:.2} s",
+        out.display(),
+        s.computed,
+        s.reused,
+        failed,
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let ds = isolate::read(&a.dataset)?;
+    ds.require_complete(&a.dataset.display().to_string())?;
+    let mut cfg = match &a.config {
+        Some(p) => RunConfig::load(p)?,
+        None => RunConfig::embedded(&ds.meta.problem)
+            .unwrap_or_else(|_| RunConfig::generic(&ds.meta.problem)),
+    };
+    if !a.model.is_empty() {
+        cfg.protocol.models = a.model.clone();
+    }
+    if let Some(v) = &a.n_hf {
+        cfg.protocol.n_hf = parse_list("--n-hf", v)?;
+    }
+    if let Some(v) = &a.n_lf {
+        cfg.protocol.n_lf = parse_list("--n-lf", v)?;
+    }
+    if let Some(s) = &a.seeds {
+        cfg.protocol.seeds = parse_seeds(s)?;
+    }
+    if let Some(s) = &a.n_test {
+        cfg.protocol.n_test = s
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--n-test {s:?}: expected a non-negative integer"))?;
+    }
+    let mut middle = Vec::new();
+    let (mut lf_level, mut hf_level) = (ds.levels[0].level, ds.levels.last().unwrap().level);
+    if let Some(l) = &a.levels {
+        if a.lf_level.is_some() || a.hf_level.is_some() {
+            bail!("--levels replaces --lf-level/--hf-level; give one or the other");
+        }
+        let levels: Vec<usize> = parse_list("--levels", l)?;
+        if levels.len() < 2 || levels.windows(2).any(|w| w[0] >= w[1]) {
+            bail!("--levels {levels:?}: need at least two levels, strictly increasing (cheapest first)");
+        }
+        for &l in &levels {
+            if ds.level(l).is_none() {
+                bail!(
+                    "--levels: {} has no fidelity {l} (it has {:?})",
+                    a.dataset.display(),
+                    ds.levels.iter().map(|l| l.level).collect::<Vec<_>>()
+                );
+            }
+        }
+        (lf_level, hf_level) = (levels[0], levels[levels.len() - 1]);
+        match &a.n {
+            Some(n) => {
+                if a.n_lf.is_some() || a.n_hf.is_some() {
+                    bail!("--n replaces --n-lf/--n-hf; give one or the other");
+                }
+                let n: Vec<usize> = parse_list("--n", n)?;
+                if n.len() != levels.len() {
+                    bail!(
+                        "--n has {} counts but --levels has {} levels: one count per level",
+                        n.len(),
+                        levels.len()
+                    );
+                }
+                if n.contains(&0) {
+                    bail!("--n {n:?}: every level needs at least one training sample");
+                }
+                cfg.protocol.n_lf = vec![n[0]];
+                cfg.protocol.n_hf = vec![n[n.len() - 1]];
+                middle = levels[1..levels.len() - 1]
+                    .iter()
+                    .copied()
+                    .zip(n[1..n.len() - 1].iter().copied())
+                    .collect();
+            }
+            None if levels.len() > 2 => {
+                bail!("--levels with more than two levels needs --n: one training count per level")
+            }
+            None => {}
+        }
+    } else if a.n.is_some() {
+        bail!("--n gives one count per level of --levels; pass --levels too");
+    } else {
+        lf_level = a.lf_level.unwrap_or(lf_level);
+        hf_level = a.hf_level.unwrap_or(hf_level);
+    }
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-train", ds.meta.problem)));
+    if let Some(s) = &a.search {
+        cfg.search.method =
+            serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
+                anyhow::anyhow!(
+                    "--search {s:?}: expected none, grid, random, median, sha or hyperband"
+                )
+            })?;
+    }
+    let budget = a.max_epochs.map(Budget::capped).unwrap_or_default();
+    let chain = (lf_level, hf_level, middle);
+    train_and_report(&cfg, &ds, &a.dataset, chain, budget, &out)
+}
+
+fn train_and_report(
+    cfg: &RunConfig,
+    ds: &mfpipe_data::dataset::Dataset,
+    path: &Path,
+    (lf_level, hf_level, middle): (usize, usize, Vec<(usize, usize)>),
+    budget: Budget,
+    out: &Path,
+) -> Result<()> {
+    let p = &cfg.protocol;
+    if p.models.is_empty() || p.n_hf.is_empty() || p.n_lf.is_empty() || p.seeds.is_empty() {
+        bail!("nothing to train: models, n_hf, n_lf and seeds must all be non-empty");
+    }
+    if p.n_hf.contains(&0) {
+        bail!("--n-hf {:?}: need at least one HF training sample", p.n_hf);
+    }
+    let models = p
+        .models
+        .iter()
+        .map(|m| {
+            let (kind, params) = cfg.model_spec(m)?;
+            Ok(experiment::PlanModel {
+                label: m.clone(),
+                kind,
+                params,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let plan = experiment::Plan {
+        lf_level,
+        hf_level,
+        middle,
+        n_lf: p.n_lf.clone(),
+        n_hf: p.n_hf.clone(),
+        layout: p.layout,
+        seeds: p.seeds.clone(),
+        n_test: p.n_test,
+        models,
+        budget,
+        search: cfg.search.clone(),
+    };
+    let bar = progress::Bar::new();
+    let t0 = Instant::now();
+    let outcome = experiment::run(ds, &plan, &bar)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let w = report::write(out, ds, path, &plan, &outcome, wall)?;
+    write_text(&out.join("config.toml"), &toml::to_string(cfg)?)?;
+    bar.finish();
+    note(format!(
+        "trained {} fits in {wall:.1} s; wrote {} in {}",
+        outcome.records.len(),
+        w.files.join(", "),
+        out.display()
+    ));
+    Ok(())
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    let mut cfg = base_config(&a.problem, a.config.as_deref())?;
+    if a.config.is_none() && RunConfig::embedded(&a.problem).is_err() {
+        bail!(
+            "no default config for problem {:?}; pass --config FILE",
+            a.problem
+        );
+    }
+    let budget = if a.smoke {
+        cfg.smoke();
+        cfg.check().context("config after --smoke")?;
+        Budget::capped(cfg.smoke.max_epochs)
+    } else {
+        Budget::default()
+    };
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("out").join(if a.smoke {
+            format!("{}-smoke", a.problem)
+        } else {
+            a.problem.clone()
+        })
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let dataset = out.join(format!("{}.h5", a.problem));
+    let spec = generate::GenSpec {
+        design: cfg.data.design,
+        seed: cfg.data.seed,
+        levels: cfg.data.levels.clone(),
+        n: cfg.data.n.clone(),
+        shard: None,
+    };
+    let t0 = Instant::now();
+    let ds = ensure_dataset(sim.as_ref(), &spec, &dataset)?;
+    let chain = cfg.chain();
+    let (lf_level, hf_level) = (chain.0, chain.1);
+    let levels = studies::Levels {
+        lf: lf_level,
+        hf: hf_level,
+    };
+    let bar = progress::Bar::new();
+    let files = match &cfg.study {
+        Study::Protocol => {
+            train_and_report(&cfg, &ds, &dataset, chain, budget, &out)?;
+            None
+        }
+        Study::Sensitivity {
+            model,
+            n_lf,
+            n_hf,
+            seeds,
+            grid,
+        } => Some(studies::sensitivity(
+            &ds,
+            &cfg,
+            &levels,
+            (model, *n_lf, *n_hf, seeds, grid),
+            budget,
+            &out,
+            &bar,
+        )?),
+        Study::Searchers {
+            model,
+            n_lf,
+            n_hf,
+            seed,
+            methods,
+        } => Some(studies::searchers(
+            &ds,
+            &cfg,
+            &levels,
+            (model, *n_lf, *n_hf, *seed, methods),
+            budget,
+            &out,
+            &bar,
+        )?),
+    };
+    bar.finish();
+    if let Some(files) = files {
+        write_text(&out.join("config.toml"), &toml::to_string(&cfg)?)?;
+        note(format!("wrote {} in {}", files.join(", "), out.display()));
+    }
+    note(format!(
+        "pipeline run {} finished in {:.1} s; see {}",
+        a.problem,
+        t0.elapsed().as_secs_f64(),
+        out.join("report.md").display()
+    ));
+    Ok(())
+}
+
+/// The dataset of `spec` at `path`: reused when complete, resumed when interrupted, generated
+/// when missing; a file from other settings is refused.
+fn ensure_dataset(
+    sim: &dyn Simulator,
+    spec: &generate::GenSpec,
+    path: &Path,
+) -> Result<mfpipe_data::dataset::Dataset> {
+    let t0 = Instant::now();
+    let expected = generate::skeleton(sim, spec)?;
+    Ok(match isolate::read(path) {
+        Ok(ds) if generate::same_run(&expected, &ds) && ds.require_complete("").is_ok() => {
+            note(format!("using existing dataset {}", path.display()));
+            ds
+        }
+        Ok(ds) if generate::same_run(&expected, &ds) => {
+            note(format!("resuming {}", path.display()));
+            generate::generate(sim, spec, path, true)?.dataset
+        }
+        Ok(_) => bail!(
+            "{} exists but was generated with other settings; remove it or pass another --out",
+            path.display()
+        ),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<mfpipe_data::DataError>(),
+                Some(mfpipe_data::DataError::Missing { .. })
+            ) =>
+        {
+            let s = generate::generate(sim, spec, path, false)?;
+            note(format!(
+                "generated {} ({} samples) in {:.2} s",
+                path.display(),
+                s.computed,
+                t0.elapsed().as_secs_f64()
+            ));
+            s.dataset
+        }
+        Err(e) => return Err(e),
+    })
+}
+
+fn tradeoff(a: TradeoffArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    let mut cfg = base_config(&a.problem, a.config.as_deref())?;
+    let mut t = cfg.tradeoff.clone();
+    let budget = if a.smoke {
+        cfg.smoke();
+        t.ladder_samples = t.ladder_samples.min(4);
+        t.seeds.truncate(1);
+        t.budgets_hf.truncate(2);
+        t.n_test = cfg.smoke.n_test;
+        Budget::capped(cfg.smoke.max_epochs)
+    } else {
+        Budget::default()
+    };
+    if let Some(m) = &a.models {
+        t.models = m.clone();
+    }
+    t.check()?;
+    for m in t.models.iter().chain([&t.baseline]) {
+        cfg.model_spec(m).context("tradeoff.models")?;
+    }
+    let parse = |flag: &str, v: &[String]| -> Result<Vec<f64>> {
+        v.iter()
+            .map(|s| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{flag} {s:?}: expected positive numbers of seconds")
+                    })
+            })
+            .collect()
+    };
+    let lf = *cfg.data.levels.first().unwrap();
+    let hf = *cfg.data.levels.last().unwrap();
+    if lf == hf {
+        bail!(
+            "tradeoff needs two fidelity levels in data.levels, got {:?}",
+            cfg.data.levels
+        );
+    }
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("out").join(format!(
+            "{}-tradeoff{}",
+            a.problem,
+            if a.smoke { "-smoke" } else { "" }
+        ))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let path = out.join(format!("{}.h5", a.problem));
+    let t0 = Instant::now();
+    let bar = progress::Bar::new();
+    let rungs = tradeoff::ladder(sim.as_ref(), t.ladder_samples, cfg.data.seed, &bar)?;
+    let existing = isolate::read(&path).ok();
+    let recorded = existing.as_ref().and_then(|d| {
+        Some((
+            tradeoff::recorded_cost(d, lf)?,
+            tradeoff::recorded_cost(d, hf)?,
+        ))
+    });
+    let measured = |level: usize| {
+        rungs
+            .iter()
+            .find(|r| r.level == level)
+            .map(|r| r.cost_median_s)
+            .unwrap_or(f64::NAN)
+    };
+    let (c_lf, c_hf, from) = match (&a.costs, recorded) {
+        (Some(c), _) => {
+            let c = parse("--costs", c)?;
+            if c.len() != 2 {
+                bail!("--costs takes two numbers, c_L,c_H (seconds per sample)");
+            }
+            (c[0], c[1], "given with --costs")
+        }
+        (None, Some((l, h))) => (l, h, "recorded in the dataset by the run that generated it"),
+        (None, None) => (measured(lf), measured(hf), "measured by this run's ladder"),
+    };
+    if !(c_lf > 0.0 && c_hf > 0.0) {
+        bail!("could not measure the per-sample costs of levels {lf} and {hf}");
+    }
+    let budgets = match &a.budget {
+        Some(b) => parse("--budget", b)?,
+        None => tradeoff::budgets_s(&t, c_hf),
+    };
+    let plan = tradeoff::splits(&budgets, &t.hf_shares, c_lf, c_hf);
+    let max_lf = plan.iter().map(|s| s.n_lf).max().unwrap_or(0).max(1);
+    let max_hf = plan.iter().map(|s| s.n_hf).max().unwrap_or(0);
+    if max_hf < 2 {
+        bail!("no budget buys 2 HF samples at c_H = {c_hf:.3e} s; raise --budget");
+    }
+    let spec = generate::GenSpec {
+        design: cfg.data.design,
+        seed: cfg.data.seed,
+        levels: vec![lf, hf],
+        n: vec![max_lf, max_hf + t.n_test],
+        shard: None,
+    };
+    let mut ds = ensure_dataset(sim.as_ref(), &spec, &path)?;
+    if recorded.is_none() {
+        tradeoff::store(&path, &mut ds, &rungs)?;
+    }
+    let files = tradeoff::study(
+        &ds,
+        &cfg,
+        &t,
+        &rungs,
+        (lf, hf),
+        (c_lf, c_hf, from),
+        &budgets,
+        budget,
+        &out,
+        &bar,
+    )?;
+    bar.finish();
+    note(format!(
+        "pipeline tradeoff {} finished in {:.1} s; wrote {} in {}",
+        a.problem,
+        t0.elapsed().as_secs_f64(),
+        files.join(", "),
+        out.display()
+    ));
+    Ok(())
+}
+
+/// Per-sample cost at each level: every sample is solved once on one thread (the cost a
+/// dataset records), then the whole design again across all rayon threads (throughput).
+fn bench(a: BenchArgs) -> Result<()> {
+    let sim = registry::by_name(&a.problem)?;
+    if a.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    let levels: Vec<usize> = match &a.levels {
+        Some(l) => l
+            .iter()
+            .map(|s| sim.fidelity(s.trim()).map(|f| f.level))
+            .collect::<Result<_, _>>()?,
+        None => sim.spec().fidelities.iter().map(|f| f.level).collect(),
+    };
+    let xs = mfpipe_data::design::design(DesignKind::Sobol, &sim.spec().inputs, a.samples, 0)?;
+    let xs: Vec<Vec<f64>> = xs.rows().into_iter().map(|r| r.to_vec()).collect();
+    println!(
+        "{}: {} samples per level, {} rayon threads",
+        sim.name(),
+        a.samples,
+        rayon::current_num_threads()
+    );
+    println!();
+    println!(
+        "| level | name | median s/sample | min | max | failed | parallel wall s | samples/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for level in levels {
+        let fid = sim.fidelity(&level.to_string())?.clone();
+        let mut costs = Vec::with_capacity(xs.len());
+        let mut failed = 0;
+        for x in &xs {
+            match sim.solve_at(x, level) {
+                Ok(s) => costs.push(s.cost_s),
+                Err(_) => failed += 1,
+            }
+        }
+        costs.sort_by(f64::total_cmp);
+        let t0 = Instant::now();
+        let _ = mfpipe_solvers::solve_many(sim.as_ref(), &xs, level, 0);
+        let wall = t0.elapsed().as_secs_f64();
+        let med = costs.get(costs.len() / 2).copied().unwrap_or(f64::NAN);
+        println!(
+            "| {level} | {} | {med:.3e} | {:.3e} | {:.3e} | {failed} | {wall:.3} | {:.0} |",
+            fid.name,
+            costs.first().copied().unwrap_or(f64::NAN),
+            costs.last().copied().unwrap_or(f64::NAN),
+            xs.len() as f64 / wall
+        );
+    }
+    Ok(())
+}
+
+/// `I/N` with 0 <= I < N.
+fn parse_shard(s: &str) -> Result<mfpipe_data::dataset::Shard> {
+    let bad = || anyhow::anyhow!("--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (index, count): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(mfpipe_data::dataset::Shard { index, count })
+}
+
+fn merge(a: MergeArgs) -> Result<()> {
+    let shards = a
+        .shards
+        .iter()
+        .map(|p| Ok((p.display().to_string(), isolate::read(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = generate::merge(&shards)?;
+    if a.out.exists() {
+        bail!(
+            "{} already exists; remove it or choose another --out",
+            a.out.display()
+        );
+    }
+    h5::write(&a.out, &merged)?;
+    let n: usize = merged.levels.iter().map(|l| l.len()).sum();
+    note(format!(
+        "merged {} shards into {} ({n} samples)",
+        shards.len(),
+        a.out.display()
+    ));
+    Ok(())
+}
+
+fn check(a: CheckArgs) -> Result<()> {
+    let ds = isolate::read(&a.dataset)?;
+    let m = &ds.meta;
+    println!(
+        "{}: schema mfpipe/1, problem {}, design {}, seed {}, generator {}",
+        a.dataset.display(),
+        m.problem,
+        m.design,
+        m.seed,
+        m.generator
+    );
+    if let Some(sh) = m.shard {
+        println!("  shard {}/{} of a sharded run", sh.index, sh.count);
+    }
+    println!(
+        "  inputs {:?}; output {} on {:?} ({})",
+        m.input_names,
+        m.output_name,
+        m.output_shape(),
+        m.axes
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for l in &ds.levels {
+        let roles = l
+            .role
+            .as_ref()
+            .map(|r| {
+                format!(
+                    ", role: {} train / {} test",
+                    r.iter().filter(|&&v| v == 0).count(),
+                    r.iter().filter(|&&v| v == 1).count()
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "  fidelity {} ({}): {} samples, {} failed, {} pending{roles}",
+            l.level,
+            l.name,
+            l.len(),
+            l.failed(),
+            l.pending()
+        );
+    }
+    if let Some(other) = &a.same_as {
+        let b = isolate::read(other)?;
+        if !ds.same_content(&b) {
+            bail!(
+                "{} and {} differ in content",
+                a.dataset.display(),
+                other.display()
+            );
+        }
+        println!("  same content as {}", other.display());
+    }
+    Ok(())
+}
+
+fn rbf_study(a: RbfStudyArgs) -> Result<()> {
+    let s = if a.smoke {
+        rbf_study::Settings::smoke()
+    } else {
+        rbf_study::Settings::paper()
+    };
+    let out = a.out.unwrap_or_else(|| PathBuf::from("out/rbf-study"));
+    let t0 = Instant::now();
+    let rows = rbf_study::run(&s)?;
+    let wall = t0.elapsed().as_secs_f64();
+    rbf_study::report(&rows, &s, &out, wall)?;
+    note(format!(
+        "rbf-study: {} surrogates in {wall:.1} s; see {}",
+        rows.len(),
+        out.join("report.md").display()
+    ));
+    Ok(())
+}
