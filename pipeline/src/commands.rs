@@ -851,6 +851,26 @@ fn check(a: CheckArgs) -> Result<()> {
             l.failed(),
             l.pending()
         );
+        if !l.diagnostics.is_empty() {
+            let names: Vec<&str> = l.diagnostics.keys().map(String::as_str).collect();
+            println!("    diagnostics: {}", names.join(", "));
+        }
+        for e in &l.extras {
+            println!("    extra {} {:?} ({})", e.name, e.shape, e.unit);
+        }
+        if let Some(c) = l.offline_cost_s {
+            println!("    offline stage: {c:.3e} CPU s");
+        }
+        // The first failure reason, so a user sees why without opening the file.
+        if let Some((i, why)) = l
+            .failure
+            .iter()
+            .flatten()
+            .enumerate()
+            .find(|(_, f)| !f.is_empty())
+        {
+            println!("    sample {i} failed: {why}");
+        }
     }
     if let Some(other) = &a.same_as {
         let b = isolate::read(other)?;

@@ -481,7 +481,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     )?;
     let data = data.with_middle(ds, &plan.middle)?;
     plan.check_models()?;
-    let (x_test, y_test) = (&data.x_test, &data.y_test);
+    let y_test = &data.y_test;
     let jobs = jobs(plan, data.single)?;
     // With scope = "cell", each (model, N_L, N_H) is searched once, on the first seed's
     // training set, and every seed's fit uses that choice.
@@ -526,70 +526,43 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         t.summary["searched_on_seed"] = first_seed.into();
         by_cell.insert((c.0.label.clone(), c.1, c.2), (t.params, t.summary));
     }
-    let results: Vec<Result<(Record, Option<Array2<f64>>)>> = jobs
-        .par_iter()
+    let fits: Vec<FitJob> = jobs
+        .iter()
         .map(|j| {
-            let train = data.train_set(j.n_lf, j.n_hf, j.seed)?;
-            let (kind, seed, budget) = (&j.model.kind, j.seed, plan.budget);
             let cell = by_cell.get(&(j.model.label.clone(), j.n_lf, j.n_hf));
-            let fit = match (cell, plan.space(j.model)) {
-                (Some((params, summary)), _) => fit_one(
-                    kind,
-                    params,
-                    Some(summary.clone()),
-                    &train,
-                    seed,
-                    budget,
-                    x_test.view(),
-                ),
-                (None, Some(space)) => search_and_fit(
-                    kind,
-                    &j.model.params,
-                    &space,
-                    &plan.search,
-                    plan.search.method,
-                    &train,
-                    seed,
-                    budget,
-                    x_test.view(),
-                )
-                .map(|(fit, _)| fit),
-                (None, None) => fit_one(
-                    kind,
-                    &j.model.params,
-                    None,
-                    &train,
-                    seed,
-                    budget,
-                    x_test.view(),
-                ),
+            let (params, choice) = match (cell, plan.space(j.model)) {
+                (Some((params, summary)), _) => {
+                    (params.clone(), Choice::Given(Some(summary.clone())))
+                }
+                (None, Some(space)) => (j.model.params.clone(), Choice::Search(space)),
+                (None, None) => (j.model.params.clone(), Choice::Given(None)),
+            };
+            FitJob {
+                label: j.model.label.clone(),
+                kind: j.model.kind.clone(),
+                params,
+                n_lf: j.n_lf,
+                n_hf: j.n_hf,
+                seed: j.seed,
+                choice,
             }
-            .with_context(|| {
-                format!(
-                    "{} with n_lf={} n_hf={} seed={}",
-                    j.model.label, j.n_lf, j.n_hf, j.seed
-                )
-            })?;
-            progress.advance(1);
-            let mut record = Record::new(
-                &ds.meta.problem,
-                &j.model.label,
-                (j.n_lf, j.n_hf, j.seed),
-                &fit,
-                y_test.view(),
-            );
-            record.n = data.counts(j.n_lf, j.n_hf);
-            let pred = fit.pred.map(|p| p.mean);
-            Ok((record, pred))
         })
         .collect();
+    let results = run_jobs(
+        &ds.meta.problem,
+        &data,
+        &fits,
+        plan.budget,
+        &plan.search,
+        progress,
+    )?;
     progress.finish();
 
     let mut records = Vec::new();
     let mut mae_sum: BTreeMap<(String, usize), (Array1<f64>, usize)> = BTreeMap::new();
     let mut scatter = BTreeMap::new();
-    for (j, r) in jobs.iter().zip(results) {
-        let (rec, pred) = r?;
+    for (j, (rec, pred)) in jobs.iter().zip(results) {
+        let pred = pred.map(|p| p.mean);
         if let (Some(pred), true) = (pred, j.n_lf == plan.figure_lf() || j.n_lf == 0) {
             let field = metrics::mae_field(pred.view(), y_test.view());
             let e = mae_sum
@@ -647,6 +620,88 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     })
 }
 
+/// How a job's hyperparameters are chosen.
+#[derive(Debug, Clone)]
+pub enum Choice {
+    /// As given; with the summary of the search that chose them, if one did (recorded under
+    /// `hyperparameters.search`).
+    Given(Option<serde_json::Value>),
+    /// Searched over this space on the job's own training data ([`search_and_fit`]).
+    Search(Space),
+}
+
+/// One fit of any study: a model (label in the results, registry kind, parameters) on one
+/// training-set size and seed.
+#[derive(Debug, Clone)]
+pub struct FitJob {
+    pub label: String,
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub n_lf: usize,
+    pub n_hf: usize,
+    pub seed: u64,
+    pub choice: Choice,
+}
+
+/// The one job loop of the studies (protocol, sensitivity, trade-off): for each job its
+/// training set from `data`, the fit (or search and fit), and its record scored on the test
+/// set, with the prediction. In parallel across jobs, results in job order; `progress`
+/// advances once per job (the caller starts and finishes it).
+pub fn run_jobs(
+    problem: &str,
+    data: &Data,
+    jobs: &[FitJob],
+    budget: Budget,
+    search: &SearchConfig,
+    progress: &dyn Progress,
+) -> Result<Vec<(Record, Option<Prediction>)>> {
+    jobs.par_iter()
+        .map(|j| {
+            let train = data.train_set(j.n_lf, j.n_hf, j.seed)?;
+            let x_test = data.x_test.view();
+            let fit = match &j.choice {
+                Choice::Given(summary) => fit_one(
+                    &j.kind,
+                    &j.params,
+                    summary.clone(),
+                    &train,
+                    j.seed,
+                    budget,
+                    x_test,
+                ),
+                Choice::Search(space) => search_and_fit(
+                    &j.kind,
+                    &j.params,
+                    space,
+                    search,
+                    search.method,
+                    &train,
+                    j.seed,
+                    budget,
+                    x_test,
+                )
+                .map(|(fit, _)| fit),
+            }
+            .with_context(|| {
+                format!(
+                    "{} with n_lf={} n_hf={} seed={}",
+                    j.label, j.n_lf, j.n_hf, j.seed
+                )
+            })?;
+            progress.advance(1);
+            let mut record = Record::new(
+                problem,
+                &j.label,
+                (j.n_lf, j.n_hf, j.seed),
+                &fit,
+                data.y_test.view(),
+            );
+            record.n = data.counts(j.n_lf, j.n_hf);
+            Ok((record, fit.pred))
+        })
+        .collect()
+}
+
 /// One fit to do: a model on one training-set size and seed.
 #[derive(Debug, Clone)]
 pub struct Job<'a> {
@@ -680,4 +735,216 @@ pub fn jobs(plan: &Plan, single: bool) -> Result<Vec<Job<'_>>> {
         }
     }
     Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfpipe_data::dataset::{Meta, SampleResult};
+    use mfpipe_data::Axis;
+
+    /// A dataset of three levels over one input, y = level + x at two output points, with an
+    /// extra array and a cost per sample; sample counts per level as given.
+    fn dataset(counts: [usize; 3]) -> Dataset {
+        let meta = Meta {
+            problem: "toy".into(),
+            created: String::new(),
+            generator: "test".into(),
+            seed: 1,
+            design: "grid".into(),
+            input_names: vec!["x".into()],
+            input_units: vec!["1".into()],
+            input_lower: vec![0.0],
+            input_upper: vec![1.0],
+            output_name: "y".into(),
+            output_unit: "1".into(),
+            axes: vec![Axis {
+                name: "p".into(),
+                unit: "1".into(),
+                values: vec![0.0, 1.0],
+            }],
+            shard: None,
+        };
+        let extras = [("coarse".to_string(), "1".to_string(), vec![1])];
+        let levels = counts
+            .iter()
+            .enumerate()
+            .map(|(level, &n)| {
+                let x = Array2::from_shape_fn((n, 1), |(i, _)| (i as f64 + 0.5) / n as f64);
+                let mut l = LevelData::all_pending(
+                    level,
+                    format!("level{level}"),
+                    String::new(),
+                    vec![],
+                    x.clone(),
+                    2,
+                    &extras,
+                );
+                for i in 0..n {
+                    let v = level as f64 + x[[i, 0]];
+                    l.set(
+                        i,
+                        &SampleResult {
+                            status: STATUS_OK,
+                            cost_s: 0.1 * (level + 1) as f64,
+                            values: vec![v, 2.0 * v],
+                            extras: vec![("coarse".into(), vec![v])],
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                }
+                l
+            })
+            .collect();
+        Dataset { meta, levels }
+    }
+
+    fn model(label: &str) -> PlanModel {
+        PlanModel {
+            label: label.into(),
+            kind: label.into(),
+            params: serde_json::Value::Null,
+        }
+    }
+
+    fn plan(models: &[&str], middle: Vec<(usize, usize)>, layout: Layout) -> Plan {
+        Plan {
+            lf_level: 0,
+            hf_level: 2,
+            middle,
+            n_lf: vec![6, 10],
+            n_hf: vec![2, 4],
+            layout,
+            seeds: vec![0, 1],
+            n_test: 5,
+            models: models.iter().map(|m| model(m)).collect(),
+            budget: Budget::default(),
+            search: SearchConfig::default(),
+        }
+    }
+
+    #[test]
+    fn pairs_follow_the_layout() {
+        let grid = plan(&["ar"], vec![], Layout::Grid).pairs();
+        assert_eq!(grid, vec![(6, 2), (6, 4), (10, 2), (10, 4)]);
+        // The DMF paper's cross: the smallest N_L with every N_H, every N_L with the largest.
+        let cross = plan(&["ar"], vec![], Layout::Cross).pairs();
+        assert_eq!(cross, vec![(6, 2), (6, 4), (10, 4)]);
+    }
+
+    #[test]
+    fn single_fidelity_models_are_fitted_once_per_n_hf_and_seed() {
+        let p = plan(&["nn-hf", "ar"], vec![], Layout::Grid);
+        let jobs = jobs(&p, false).unwrap();
+        let count = |m: &str| jobs.iter().filter(|j| j.model.label == m).count();
+        assert_eq!(count("ar"), 4 * 2);
+        assert_eq!(count("nn-hf"), 2 * 2);
+        assert!(jobs
+            .iter()
+            .filter(|j| j.model.label == "nn-hf")
+            .all(|j| j.n_lf == 0));
+        // On single-fidelity data every model is fitted that way.
+        assert!(jobs_of(&p, true).iter().all(|j| j.n_lf == 0));
+        let bad = plan(&["kriging"], vec![], Layout::Grid);
+        assert!(super::jobs(&bad, false).is_err());
+    }
+
+    fn jobs_of(p: &Plan, single: bool) -> Vec<Job<'_>> {
+        jobs(p, single).unwrap()
+    }
+
+    #[test]
+    fn a_model_that_cannot_take_the_plans_sources_is_refused_before_any_fit() {
+        let three = plan(&["ar", "nar", "nn-hf"], vec![(1, 4)], Layout::Grid);
+        assert_eq!(three.n_sources(), 3);
+        three.check_models().unwrap();
+        let e = plan(&["ar", "gar"], vec![(1, 4)], Layout::Grid)
+            .check_models()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gar") && e.contains("exactly two"), "{e}");
+        plan(&["gar"], vec![], Layout::Grid).check_models().unwrap();
+    }
+
+    #[test]
+    fn training_sets_are_nested_in_n_hf_and_never_touch_the_test_set() {
+        let ds = dataset([20, 12, 16]);
+        let data = Data::new(&ds, 0, 2, 5, 10, 8).unwrap();
+        assert_eq!(data.test.len(), 5);
+        for seed in 0..3 {
+            let (_, small) = data.train_indices(6, 3, seed).unwrap();
+            let (lf, large) = data.train_indices(6, 8, seed).unwrap();
+            assert!(small.iter().all(|i| large.contains(i)), "nested in N_H");
+            assert!(
+                large.iter().all(|i| !data.test.contains(i)),
+                "disjoint from test"
+            );
+            assert_eq!(lf.len(), 6);
+        }
+        let (_, a) = data.train_indices(6, 8, 0).unwrap();
+        let (_, b) = data.train_indices(6, 8, 1).unwrap();
+        assert_ne!(a, b, "seeds draw different sets");
+        // Asking for more than the pool holds is an error naming the level.
+        let e = Data::new(&ds, 0, 2, 5, 10, 12).err().unwrap().to_string();
+        assert!(e.contains("fidelity 2"), "{e}");
+    }
+
+    #[test]
+    fn a_three_level_train_set_carries_every_level_with_its_extras_and_costs() {
+        let ds = dataset([20, 12, 16]);
+        let data = Data::new(&ds, 0, 2, 5, 10, 8)
+            .unwrap()
+            .with_middle(&ds, &[(1, 7)])
+            .unwrap();
+        assert_eq!(data.counts(10, 4), vec![10, 7, 4]);
+        assert_eq!(data.counts(0, 4), vec![0, 0, 4]);
+        let t = data.train_set(10, 4, 0).unwrap();
+        let lv: Vec<(usize, usize)> = t.sources.iter().map(|s| (s.level, s.len())).collect();
+        assert_eq!(lv, vec![(0, 10), (1, 7), (2, 4)]);
+        for s in &t.sources {
+            assert_eq!(s.name, format!("level{}", s.level));
+            // y = level + x, and the extra carries the first output value.
+            for i in 0..s.len() {
+                let v = s.level as f64 + s.inputs[[i, 0]];
+                assert_eq!(s.outputs[[i, 0]], v);
+                assert_eq!(s.extras["coarse"][[i, 0]], v);
+                assert_eq!(s.cost_s[i], 0.1 * (s.level + 1) as f64);
+            }
+        }
+        // Without LF data (a single-fidelity fit) the middle level is left out too.
+        assert_eq!(data.train_set(0, 4, 0).unwrap().sources.len(), 1);
+        assert!(Data::new(&ds, 0, 2, 5, 10, 8)
+            .unwrap()
+            .with_middle(&ds, &[(1, 13)])
+            .is_err());
+    }
+
+    #[test]
+    fn a_record_scores_mean_and_variance_when_the_model_has_one() {
+        let y = Array2::from_shape_fn((4, 2), |(i, j)| (i + j) as f64);
+        let fit = |var: Option<Array2<f64>>| Fit {
+            pred: Some(Prediction {
+                mean: &y + 1.0,
+                var,
+                samples: None,
+            }),
+            fit_seconds: 0.0,
+            predict_seconds: 0.0,
+            hyperparameters: serde_json::json!({}),
+            error: None,
+        };
+        let point = Record::new("toy", "m", (3, 2, 0), &fit(None), y.view());
+        assert_eq!((point.n.clone(), point.rmse), (vec![3, 2], 1.0));
+        assert!(point.nll.is_none() && point.coverage95.is_none());
+        let json = serde_json::to_value(&point).unwrap();
+        assert!(
+            json.get("nll").is_none(),
+            "absent, not null, without a variance"
+        );
+        let g = Record::new("toy", "m", (3, 2, 0), &fit(Some(y.mapv(|_| 1.0))), y.view());
+        let expect = 0.5 * (2.0 * std::f64::consts::PI).ln() + 0.5;
+        assert!((g.nll.unwrap() - expect).abs() < 1e-12);
+        assert_eq!(g.coverage95, Some(1.0));
+    }
 }

@@ -121,6 +121,12 @@ pub fn write(
     let mean_cost =
         |l: &mfpipe_data::dataset::LevelData| l.cost_s.iter().sum::<f64>() / l.len().max(1) as f64;
     let (c_lf, c_hf) = (mean_cost(lf), mean_cost(hf));
+    // The middle levels of a chain cost their fixed counts whenever cheaper data are used.
+    let c_middle: f64 = plan
+        .middle
+        .iter()
+        .filter_map(|&(l, n)| ds.level(l).map(|l| n as f64 * mean_cost(l)))
+        .sum();
     let grouped = groups(&out.records, plan);
 
     // RMSE vs N_H, one curve per (model, n_lf); a cross layout's N_H sweep is at one N_L.
@@ -142,7 +148,8 @@ pub fn write(
         if !m.is_finite() {
             continue; // every seed diverged: nothing to plot
         }
-        let cost = *n_lf as f64 * c_lf + *n_hf as f64 * c_hf;
+        let middle = if *n_lf > 0 { c_middle } else { 0.0 };
+        let cost = *n_lf as f64 * c_lf + middle + *n_hf as f64 * c_hf;
         for (list, x) in [(&mut series, *n_hf as f64), (&mut cost_series, cost)] {
             match list.iter_mut().find(|s| s.label == label) {
                 Some(s) => s.points.push((x, m, lo, hi)),
@@ -266,6 +273,19 @@ pub fn write(
          Errors are over all test samples and all {} output points, in the data's own units; NRMSE = RMSE / std of the test targets.\n",
         plan.lf_level, plan.hf_level, plan.n_lf, plan.n_hf, plan.seeds, out.n_test, out.n_pool_hf, out.n_pool_lf, ds.meta.output_len()
     );
+    if !plan.middle.is_empty() {
+        let mid: Vec<String> = plan
+            .middle
+            .iter()
+            .map(|(l, n)| format!("level {l} ({n} samples)"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "Sources: a chain of {} levels. Between the low and the high fidelity: {}, drawn per seed and given to every multi-fidelity model (chain models such as `ar` and `nar` use each level; single-fidelity models use the high fidelity only).\n",
+            plan.n_sources(),
+            mid.join(", ")
+        );
+    }
     let _ = writeln!(md, "Wall time of training and evaluation: {wall_s:.1} s.\n");
     let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | fit s | diverged |\n|---|---|---|---|---|---|---|---|---|");
     for ((model, n_lf, n_hf), recs) in &grouped {
@@ -285,6 +305,24 @@ pub fn write(
         );
     }
     let _ = writeln!(md, "\nA fit whose training goes non-finite is stopped and scored as the worst: its metrics are null in results.json, it is left out of the means above and counted under \"diverged\".\n");
+    let calibrated: Vec<&Group> = grouped
+        .iter()
+        .filter(|(_, recs)| recs.iter().any(|r| r.nll.is_some()))
+        .collect();
+    if !calibrated.is_empty() {
+        let _ = writeln!(md, "## Predictive uncertainty\n\nFor the models that predict a variance: the mean Gaussian negative log predictive density per test value (NLL, nats; lower is better) and the share of test values inside the 95 % predictive interval (a calibrated model scores about 0.95), mean over seeds.\n\n| model | N_L | N_H | NLL | coverage 95 % |\n|---|---|---|---|---|");
+        for ((model, n_lf, n_hf), recs) in calibrated {
+            let nll: Vec<f64> = recs.iter().filter_map(|r| r.nll).collect();
+            let cov: Vec<f64> = recs.iter().filter_map(|r| r.coverage95).collect();
+            let _ = writeln!(
+                md,
+                "| {model} | {n_lf} | {n_hf} | {:.3} | {:.3} |",
+                spread(&nll).0,
+                spread(&cov).0
+            );
+        }
+        let _ = writeln!(md);
+    }
     let _ = writeln!(
         md,
         "## High-fidelity samples needed for R² ≥ {R2_TARGET}\n\nThe smallest N_H at which the mean R² over seeds reaches {R2_TARGET} (the DMF paper's Poisson criterion), at N_L = {}.\n\n| model | smallest N_H | best mean R² (at N_H) |\n|---|---|---|",

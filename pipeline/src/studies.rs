@@ -5,7 +5,7 @@
 //! counts), see configs/burgers-fig3.toml.
 
 use crate::config::{GridAxis, RunConfig, SearchMethod};
-use crate::experiment::{fit_one, search_and_fit, Data, Record};
+use crate::experiment::{run_jobs, search_and_fit, Choice, Data, FitJob, Record};
 use crate::plots::{self, Series};
 use crate::tuning::{self, TimedTrial};
 use crate::util::{finite_mean_std, fmt_config, write_text};
@@ -14,7 +14,6 @@ use mfpipe_data::dataset::Dataset;
 use mfpipe_data::Progress;
 use mfpipe_fusion::search::{Config, Dim, Space};
 use mfpipe_fusion::Budget;
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -70,26 +69,31 @@ pub fn sensitivity(
     let jobs: Vec<(usize, u64)> = (0..combos.len())
         .flat_map(|c| seeds.iter().map(move |&s| (c, s)))
         .collect();
-    progress.start("sensitivity", jobs.len() as u64);
-    let records: Vec<Result<Record>> = jobs
-        .par_iter()
-        .map(|&(c, seed)| {
-            let train = data.train_set(n_lf, n_hf, seed)?;
-            let p = tuning::merge(&params, &combos[c], &space);
-            let fit = fit_one(&kind, &p, None, &train, seed, budget, data.x_test.view())
-                .with_context(|| format!("{model} with {}", fmt_combo(&combos[c])))?;
-            progress.advance(1);
-            Ok(Record::new(
-                &ds.meta.problem,
-                model,
-                (n_lf, n_hf, seed),
-                &fit,
-                data.y_test.view(),
-            ))
+    let fits: Vec<FitJob> = jobs
+        .iter()
+        .map(|&(c, seed)| FitJob {
+            label: model.to_string(),
+            kind: kind.clone(),
+            params: tuning::merge(&params, &combos[c], &space),
+            n_lf,
+            n_hf,
+            seed,
+            choice: Choice::Given(None),
         })
         .collect();
+    progress.start("sensitivity", fits.len() as u64);
+    let records: Vec<Record> = run_jobs(
+        &ds.meta.problem,
+        &data,
+        &fits,
+        budget,
+        &cfg.search,
+        progress,
+    )?
+    .into_iter()
+    .map(|(r, _)| r)
+    .collect();
     progress.finish();
-    let records = records.into_iter().collect::<Result<Vec<_>>>()?;
     write_records(dir, &records)?;
 
     let per_seed = seeds.len();

@@ -14,16 +14,15 @@
 //! on the same dataset, or with the same `--costs`, reproduces every number bit for bit.
 
 use crate::config::{RunConfig, TradeoffConfig};
-use crate::experiment::{fit_one, Data, Record};
+use crate::experiment::{run_jobs, Choice, Data, FitJob, Record};
 use crate::plots::{self, Series};
 use crate::util::{finite_mean_std, write_text};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use mfpipe_data::dataset::Dataset;
 use mfpipe_data::design::{self, DesignKind};
 use mfpipe_data::{h5, Progress};
 use mfpipe_fusion::Budget;
 use mfpipe_solvers::Simulator;
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -242,35 +241,34 @@ pub fn study(
             }
         }
     }
-    progress.start("budgeted fits", jobs.len() as u64);
-    let recs: Vec<Result<Record>> = jobs
-        .par_iter()
+    let fits = jobs
+        .iter()
         .map(|(k, m, seed)| {
-            let s = &plan[*k];
             let (kind, params) = cfg.model_spec(m)?;
-            let train = data.train_set(s.n_lf, s.n_hf, *seed)?;
-            let fit = fit_one(
-                &kind,
-                &params,
-                None,
-                &train,
-                *seed,
-                budget,
-                data.x_test.view(),
-            )
-            .with_context(|| format!("{m} with n_lf={} n_hf={} seed={seed}", s.n_lf, s.n_hf))?;
-            progress.advance(1);
-            Ok(Record::new(
-                &ds.meta.problem,
-                m,
-                (s.n_lf, s.n_hf, *seed),
-                &fit,
-                data.y_test.view(),
-            ))
+            Ok(FitJob {
+                label: m.clone(),
+                kind,
+                params,
+                n_lf: plan[*k].n_lf,
+                n_hf: plan[*k].n_hf,
+                seed: *seed,
+                choice: Choice::Given(None),
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
+    progress.start("budgeted fits", fits.len() as u64);
+    let recs: Vec<Record> = run_jobs(
+        &ds.meta.problem,
+        &data,
+        &fits,
+        budget,
+        &cfg.search,
+        progress,
+    )?
+    .into_iter()
+    .map(|(r, _)| r)
+    .collect();
     progress.finish();
-    let recs = recs.into_iter().collect::<Result<Vec<_>>>()?;
     let per = t.seeds.len();
     let mut points: Vec<Point> = recs
         .chunks(per)
