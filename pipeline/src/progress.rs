@@ -30,6 +30,12 @@ impl Bar {
     }
 }
 
+impl Default for Bar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Progress for Bar {
     fn start(&self, label: &str, total: u64) {
         self.bar.reset();

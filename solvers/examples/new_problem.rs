@@ -52,6 +52,12 @@ impl Decay {
     }
 }
 
+impl Default for Decay {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Simulator for Decay {
     fn spec(&self) -> &ProblemSpec {
         &self.spec
@@ -78,8 +84,9 @@ impl Simulator for Decay {
             .values
             .iter()
             .map(|&t| {
-                let p = (t / dt).min(n as f64 - 1.0);
-                let (i, w) = (p.floor() as usize, p - p.floor());
+                let p = t / dt;
+                let i = (p.floor() as usize).min(n - 1);
+                let w = p - i as f64;
                 (1.0 - w) * u[i] + w * u[i + 1]
             })
             .collect();

@@ -41,7 +41,7 @@ fn every_problem_declares_a_consistent_spec() {
             assert_eq!(sim.fidelity(&f.name).unwrap().level, k, "{}", spec.name);
         }
         let out = &spec.output;
-        assert!(!out.axes.is_empty() && out.len() > 0, "{}", spec.name);
+        assert!(!out.axes.is_empty() && !out.is_empty(), "{}", spec.name);
         for a in &out.axes {
             assert!(
                 a.values.windows(2).all(|w| w[0] < w[1]),
@@ -51,7 +51,7 @@ fn every_problem_declares_a_consistent_spec() {
             );
         }
         for e in &spec.extras {
-            assert!(e.len() > 0, "{}: extra {} is not empty", spec.name, e.name);
+            assert!(!e.is_empty(), "{}: extra {} is not empty", spec.name, e.name);
         }
     }
 }
