@@ -51,7 +51,12 @@ fn every_problem_declares_a_consistent_spec() {
             );
         }
         for e in &spec.extras {
-            assert!(!e.is_empty(), "{}: extra {} is not empty", spec.name, e.name);
+            assert!(
+                !e.is_empty(),
+                "{}: extra {} is not empty",
+                spec.name,
+                e.name
+            );
         }
     }
 }

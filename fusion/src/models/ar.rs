@@ -7,6 +7,10 @@
 //! inform the others; mfpipe's designs draw each level's pool independently, so the joint form
 //! is the one to use.
 //!
+//! The rhos multiply along a chain, and the likelihood of m >= 3 levels has more poor local
+//! optima than a pair's: a chain gets `restarts` x (m - 1) L-BFGS starts, the first with
+//! data-driven rhos (see `gp::Problem::cokriging`); two levels keep `restarts` and rho = 1.
+//!
 //! Outputs of all levels are encoded in one space (inputs standardised on all training inputs;
 //! fields reduced by a PCA fitted on all training outputs), so a rho shared by the
 //! coefficients is rho on the field. Predictive variance: the co-kriging posterior's at the
@@ -101,7 +105,7 @@ impl FusionModel for Ar {
             level,
             means.view(),
         )
-        .fit(p.restarts, iters, ctx.seed)?;
+        .fit(p.restarts * (m - 1), iters, ctx.seed)?;
         ctx.progress.finish();
         let summary = gp.summary();
         let report = FitReport {
