@@ -53,6 +53,20 @@ pub struct Axis {
     pub values: Vec<f64>,
 }
 
+impl Axis {
+    /// `n` equally spaced points from `lower` to `upper` (both included).
+    pub fn uniform(name: &str, unit: &str, lower: f64, upper: f64, n: usize) -> Self {
+        let step = (n.max(2) - 1) as f64;
+        Self {
+            name: name.into(),
+            unit: unit.into(),
+            values: (0..n)
+                .map(|i| lower + (upper - lower) * i as f64 / step)
+                .collect(),
+        }
+    }
+}
+
 /// The common output grid every fidelity of a problem reports on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutputSpec {

@@ -702,6 +702,21 @@ pub fn run_jobs(
         .collect()
 }
 
+/// [`run_jobs`] for a study that keeps only the records, with its own progress label.
+pub fn run_records(
+    problem: &str,
+    data: &Data,
+    jobs: &[FitJob],
+    (budget, search): (Budget, &SearchConfig),
+    label: &str,
+    progress: &dyn Progress,
+) -> Result<Vec<Record>> {
+    progress.start(label, jobs.len() as u64);
+    let out = run_jobs(problem, data, jobs, budget, search, progress)?;
+    progress.finish();
+    Ok(out.into_iter().map(|(r, _)| r).collect())
+}
+
 /// One fit to do: a model on one training-set size and seed.
 #[derive(Debug, Clone)]
 pub struct Job<'a> {

@@ -5,7 +5,7 @@
 //! counts), see configs/burgers-fig3.toml.
 
 use crate::config::{GridAxis, RunConfig, SearchMethod};
-use crate::experiment::{run_jobs, search_and_fit, Choice, Data, FitJob, Record};
+use crate::experiment::{run_records, search_and_fit, Choice, Data, FitJob, Record};
 use crate::plots::{self, Series};
 use crate::tuning::{self, TimedTrial};
 use crate::util::{finite_mean_std, fmt_config, write_text};
@@ -81,19 +81,14 @@ pub fn sensitivity(
             choice: Choice::Given(None),
         })
         .collect();
-    progress.start("sensitivity", fits.len() as u64);
-    let records: Vec<Record> = run_jobs(
+    let records = run_records(
         &ds.meta.problem,
         &data,
         &fits,
-        budget,
-        &cfg.search,
+        (budget, &cfg.search),
+        "sensitivity",
         progress,
-    )?
-    .into_iter()
-    .map(|(r, _)| r)
-    .collect();
-    progress.finish();
+    )?;
     write_records(dir, &records)?;
 
     let per_seed = seeds.len();

@@ -14,7 +14,7 @@
 //! on the same dataset, or with the same `--costs`, reproduces every number bit for bit.
 
 use crate::config::{RunConfig, TradeoffConfig};
-use crate::experiment::{run_jobs, Choice, Data, FitJob, Record};
+use crate::experiment::{run_records, Choice, Data, FitJob};
 use crate::plots::{self, Series};
 use crate::util::{finite_mean_std, write_text};
 use anyhow::{bail, Result};
@@ -256,19 +256,14 @@ pub fn study(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    progress.start("budgeted fits", fits.len() as u64);
-    let recs: Vec<Record> = run_jobs(
+    let recs = run_records(
         &ds.meta.problem,
         &data,
         &fits,
-        budget,
-        &cfg.search,
+        (budget, &cfg.search),
+        "budgeted fits",
         progress,
-    )?
-    .into_iter()
-    .map(|(r, _)| r)
-    .collect();
-    progress.finish();
+    )?;
     let per = t.seeds.len();
     let mut points: Vec<Point> = recs
         .chunks(per)

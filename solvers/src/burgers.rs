@@ -98,28 +98,13 @@ impl BurgersFem {
 }
 
 fn output_spec() -> OutputSpec {
-    {
-        let lin = |a: f64| {
-            (0..GRID)
-                .map(|i| a * i as f64 / (GRID - 1) as f64)
-                .collect::<Vec<_>>()
-        };
-        OutputSpec {
-            name: "u".into(),
-            unit: "1".into(),
-            axes: vec![
-                Axis {
-                    name: "t".into(),
-                    unit: "1".into(),
-                    values: lin(T_END),
-                },
-                Axis {
-                    name: "x".into(),
-                    unit: "1".into(),
-                    values: lin(1.0),
-                },
-            ],
-        }
+    OutputSpec {
+        name: "u".into(),
+        unit: "1".into(),
+        axes: vec![
+            Axis::uniform("t", "1", 0.0, T_END, GRID),
+            Axis::uniform("x", "1", 0.0, 1.0, GRID),
+        ],
     }
 }
 

@@ -208,25 +208,12 @@ pub fn solve_benchmark(x: &[f64], n: usize) -> Result<Nodal, SolveError> {
 }
 
 fn output_spec() -> OutputSpec {
-    let lin = || {
-        (0..GRID)
-            .map(|i| i as f64 / (GRID - 1) as f64)
-            .collect::<Vec<_>>()
-    };
     OutputSpec {
         name: "u".into(),
         unit: "1".into(),
         axes: vec![
-            Axis {
-                name: "x".into(),
-                unit: "1".into(),
-                values: lin(),
-            },
-            Axis {
-                name: "y".into(),
-                unit: "1".into(),
-                values: lin(),
-            },
+            Axis::uniform("x", "1", 0.0, 1.0, GRID),
+            Axis::uniform("y", "1", 0.0, 1.0, GRID),
         ],
     }
 }
