@@ -159,6 +159,8 @@ pub trait Progress: Sync {
     fn start(&self, _label: &str, _total: u64) {}
     fn advance(&self, _n: u64) {}
     fn finish(&self) {}
+    /// A one-line status message for a person ("resuming out/burgers.h5").
+    fn note(&self, _msg: &str) {}
 }
 
 /// An observer that ignores everything (tests, pipes).

@@ -289,7 +289,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}.h5", a.problem)));
     let t0 = Instant::now();
-    let s = generate::generate(sim.as_ref(), &spec, &out, a.resume)?;
+    let s = generate::generate(sim.as_ref(), &spec, &out, a.resume, &progress::Bar::new())?;
     let failed: usize = s.dataset.levels.iter().map(|l| l.failed()).sum();
     let part = spec
         .shard
@@ -491,7 +491,7 @@ fn run(a: RunArgs) -> Result<()> {
         shard: None,
     };
     let t0 = Instant::now();
-    let ds = ensure_dataset(sim.as_ref(), &spec, &dataset)?;
+    let ds = generate::ensure(sim.as_ref(), &spec, &dataset, &progress::Bar::new())?;
     let chain = cfg.chain();
     let (lf_level, hf_level) = (chain.0, chain.1);
     let levels = studies::Levels {
@@ -547,47 +547,6 @@ fn run(a: RunArgs) -> Result<()> {
         out.join("report.md").display()
     ));
     Ok(())
-}
-
-/// The dataset of `spec` at `path`: reused when complete, resumed when interrupted, generated
-/// when missing; a file from other settings is refused.
-fn ensure_dataset(
-    sim: &dyn Simulator,
-    spec: &generate::GenSpec,
-    path: &Path,
-) -> Result<mfpipe_data::dataset::Dataset> {
-    let t0 = Instant::now();
-    let expected = generate::skeleton(sim, spec)?;
-    Ok(match isolate::read(path) {
-        Ok(ds) if generate::same_run(&expected, &ds) && ds.require_complete("").is_ok() => {
-            note(format!("using existing dataset {}", path.display()));
-            ds
-        }
-        Ok(ds) if generate::same_run(&expected, &ds) => {
-            note(format!("resuming {}", path.display()));
-            generate::generate(sim, spec, path, true)?.dataset
-        }
-        Ok(_) => bail!(
-            "{} exists but was generated with other settings; remove it or pass another --out",
-            path.display()
-        ),
-        Err(e)
-            if matches!(
-                e.downcast_ref::<mfpipe_data::DataError>(),
-                Some(mfpipe_data::DataError::Missing { .. })
-            ) =>
-        {
-            let s = generate::generate(sim, spec, path, false)?;
-            note(format!(
-                "generated {} ({} samples) in {:.2} s",
-                path.display(),
-                s.computed,
-                t0.elapsed().as_secs_f64()
-            ));
-            s.dataset
-        }
-        Err(e) => return Err(e),
-    })
 }
 
 fn tradeoff(a: TradeoffArgs) -> Result<()> {
@@ -689,7 +648,7 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
         n: vec![max_lf, max_hf + t.n_test],
         shard: None,
     };
-    let mut ds = ensure_dataset(sim.as_ref(), &spec, &path)?;
+    let mut ds = generate::ensure(sim.as_ref(), &spec, &path, &progress::Bar::new())?;
     if recorded.is_none() {
         tradeoff::store(&path, &mut ds, &rungs)?;
     }

@@ -6,7 +6,6 @@
 //! they complete, so a killed run keeps them and `--resume` neither recomputes nor
 //! duplicates any. The result does not depend on where a run was interrupted.
 
-use crate::progress::Bar;
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{
     Dataset, LevelData, Meta, SampleResult, Shard, STATUS_FAILED, STATUS_OK, STATUS_PENDING,
@@ -153,6 +152,7 @@ pub fn generate(
     spec: &GenSpec,
     out: &Path,
     resume: bool,
+    progress: &dyn Progress,
 ) -> Result<GenSummary> {
     for &l in &spec.levels {
         mfpipe_solvers::check_level(sim, l)?;
@@ -240,8 +240,7 @@ pub fn generate(
         })
         .map(|(_, p, i)| (p, i))
         .collect();
-    let bar = Bar::new();
-    bar.start("solving", pending.len() as u64);
+    progress.start("solving", pending.len() as u64);
     // Small batches: each batch is journaled as soon as it is done. Within a batch the
     // samples of one level go to the solver together, so a problem with a shared offline
     // stage or with parallelism inside one solve can organise the work itself.
@@ -302,15 +301,57 @@ pub fn generate(
                 }
             }
         }
-        bar.advance(chunk.len() as u64);
+        progress.advance(chunk.len() as u64);
     }
-    bar.finish();
+    progress.finish();
     h5::write(out, &ds)?;
     jr.remove()?;
     Ok(GenSummary {
         computed: pending.len(),
         reused,
         dataset: ds,
+    })
+}
+
+/// The dataset of `spec` at `path`: reused when complete, resumed when interrupted, generated
+/// when missing; a file from other settings is refused.
+pub fn ensure(
+    sim: &dyn Simulator,
+    spec: &GenSpec,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<Dataset> {
+    let t0 = std::time::Instant::now();
+    let expected = skeleton(sim, spec)?;
+    Ok(match crate::isolate::read(path) {
+        Ok(ds) if same_run(&expected, &ds) && ds.require_complete("").is_ok() => {
+            progress.note(&format!("using existing dataset {}", path.display()));
+            ds
+        }
+        Ok(ds) if same_run(&expected, &ds) => {
+            progress.note(&format!("resuming {}", path.display()));
+            generate(sim, spec, path, true, progress)?.dataset
+        }
+        Ok(_) => bail!(
+            "{} exists but was generated with other settings; remove it or pass another --out",
+            path.display()
+        ),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<mfpipe_data::DataError>(),
+                Some(mfpipe_data::DataError::Missing { .. })
+            ) =>
+        {
+            let s = generate(sim, spec, path, false, progress)?;
+            progress.note(&format!(
+                "generated {} ({} samples) in {:.2} s",
+                path.display(),
+                s.computed,
+                t0.elapsed().as_secs_f64()
+            ));
+            s.dataset
+        }
+        Err(e) => return Err(e),
     })
 }
 

@@ -48,6 +48,9 @@ impl Progress for Bar {
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
+    fn note(&self, msg: &str) {
+        note(msg);
+    }
 }
 
 /// Print a status line on stderr (kept separate from machine-readable stdout).
