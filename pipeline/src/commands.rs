@@ -675,7 +675,7 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
     Ok(())
 }
 
-/// Per-sample cost at each level: every sample is solved once on one thread (the cost a
+/// Per-sample cost at each level: every sample is solved once on one thread (the CPU seconds a
 /// dataset records), then the whole design again across all rayon threads (throughput).
 fn bench(a: BenchArgs) -> Result<()> {
     let sim = registry::by_name(&a.problem)?;
@@ -699,7 +699,7 @@ fn bench(a: BenchArgs) -> Result<()> {
     );
     println!();
     println!(
-        "| level | name | median s/sample | min | max | failed | parallel wall s | samples/s |"
+        "| level | name | median CPU s/sample | min | max | failed | parallel wall s | samples/s |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for level in levels {
