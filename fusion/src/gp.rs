@@ -76,13 +76,7 @@ impl GpParams {
                 return bad(format!("noise = {n} must be in [0, 1] (or absent: fitted)"));
             }
         }
-        if !(self.pca_tol.is_finite() && (0.0..1.0).contains(&self.pca_tol)) {
-            return bad(format!("pca_tol = {} must be in [0, 1)", self.pca_tol));
-        }
-        if self.max_components == 0 {
-            return bad("max_components must be at least 1".into());
-        }
-        Ok(())
+        crate::models::OutputReduction::of(self.pca, self.pca_tol, self.max_components).check(model)
     }
 }
 

@@ -93,6 +93,23 @@ impl Source {
         self
     }
 
+    /// The samples `idx` of this source, with their extras and costs.
+    pub fn select(&self, idx: &[usize]) -> Self {
+        let ax = ndarray::Axis(0);
+        Self {
+            name: self.name.clone(),
+            level: self.level,
+            inputs: self.inputs.select(ax, idx),
+            outputs: self.outputs.select(ax, idx),
+            extras: self
+                .extras
+                .iter()
+                .map(|(k, v)| (k.clone(), v.select(ax, idx)))
+                .collect(),
+            cost_s: self.cost_s.select(ax, idx),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.inputs.nrows()
     }

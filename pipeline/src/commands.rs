@@ -367,13 +367,7 @@ fn train(a: TrainArgs) -> Result<()> {
                 if n.contains(&0) {
                     bail!("--n {n:?}: every level needs at least one training sample");
                 }
-                cfg.protocol.n_lf = vec![n[0]];
-                cfg.protocol.n_hf = vec![n[n.len() - 1]];
-                middle = levels[1..levels.len() - 1]
-                    .iter()
-                    .copied()
-                    .zip(n[1..n.len() - 1].iter().copied())
-                    .collect();
+                middle = cfg.protocol.per_source(&levels, &n);
             }
             None if levels.len() > 2 => {
                 bail!("--levels with more than two levels needs --n: one training count per level")

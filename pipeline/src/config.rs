@@ -247,6 +247,21 @@ pub enum Layout {
     Cross,
 }
 
+impl Protocol {
+    /// Train on every one of `levels` with the matching count of `n` (cheapest first, equal
+    /// lengths, checked by the caller): the first and last counts become `n_lf` and `n_hf`,
+    /// and the levels between are returned with theirs.
+    pub fn per_source(&mut self, levels: &[usize], n: &[usize]) -> Vec<(usize, usize)> {
+        self.n_lf = vec![n[0]];
+        self.n_hf = vec![n[n.len() - 1]];
+        levels[1..levels.len() - 1]
+            .iter()
+            .copied()
+            .zip(n[1..n.len() - 1].iter().copied())
+            .collect()
+    }
+}
+
 impl Default for Protocol {
     fn default() -> Self {
         Self {
@@ -518,17 +533,10 @@ impl RunConfig {
     pub fn chain(&mut self) -> (usize, usize, Vec<(usize, usize)>) {
         let l = &self.data.levels;
         let (lf, hf) = (l[0], l[l.len() - 1]);
-        let n = &self.protocol.n;
-        if n.is_empty() {
+        if self.protocol.n.is_empty() {
             return (lf, hf, Vec::new());
         }
-        let middle = l[1..l.len() - 1]
-            .iter()
-            .copied()
-            .zip(n[1..n.len() - 1].iter().copied())
-            .collect();
-        self.protocol.n_lf = vec![n[0]];
-        self.protocol.n_hf = vec![n[n.len() - 1]];
+        let middle = self.protocol.per_source(l, &self.protocol.n.clone());
         (lf, hf, middle)
     }
 

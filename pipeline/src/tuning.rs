@@ -7,7 +7,7 @@ use crate::config::{SearchConfig, SearchMethod};
 use anyhow::Result;
 use mfpipe_data::{metrics, split, NoProgress};
 use mfpipe_fusion::search::{self, Config, Space};
-use mfpipe_fusion::{registry, Budget, FitContext, FusionError, Memo, MfTrainSet, Source};
+use mfpipe_fusion::{registry, Budget, FitContext, FusionError, Memo, MfTrainSet};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -48,23 +48,6 @@ pub fn merge(base: &serde_json::Value, config: &Config, space: &Space) -> serde_
         }
     }
     p
-}
-
-/// The samples `idx` of a source, with everything that travels with them.
-fn rows(l: &Source, idx: &[usize]) -> Source {
-    let ax = ndarray::Axis(0);
-    Source {
-        name: l.name.clone(),
-        level: l.level,
-        inputs: l.inputs.select(ax, idx),
-        outputs: l.outputs.select(ax, idx),
-        extras: l
-            .extras
-            .iter()
-            .map(|(k, v)| (k.clone(), v.select(ax, idx)))
-            .collect(),
-        cost_s: l.cost_s.select(ax, idx),
-    }
 }
 
 /// Budgets of the rungs of median pruning: R, R/eta, R/eta^2, ... down to 1 unit, ascending.
@@ -110,9 +93,9 @@ pub fn tune(
     let fit_idx: Vec<usize> = all.iter().copied().filter(|i| !val.contains(i)).collect();
     let hf = train.target();
     let mut sources = train.sources[..train.sources.len() - 1].to_vec();
-    sources.push(rows(hf, &fit_idx));
+    sources.push(hf.select(&fit_idx));
     let sub = MfTrainSet::new(sources);
-    let held = rows(hf, &val);
+    let held = hf.select(&val);
 
     let full = (registry::info(kind)?.tuned_epochs)(base)?;
     let full = budget.cap.map_or(full, |c| full.min(c));

@@ -69,13 +69,7 @@ impl NetParams {
                 self.hidden
             ));
         }
-        if !(self.pca_tol.is_finite() && (0.0..1.0).contains(&self.pca_tol)) {
-            return bad(format!("pca_tol = {} must be in [0, 1)", self.pca_tol));
-        }
-        if self.max_components == 0 {
-            return bad("max_components must be at least 1".into());
-        }
-        Ok(())
+        OutputReduction::of(self.pca, self.pca_tol, self.max_components).check(model)
     }
 }
 
@@ -102,6 +96,16 @@ impl Default for OutputReduction {
 }
 
 impl OutputReduction {
+    /// The reduction settings of a parameter struct that keeps them as its own fields.
+    pub fn of(pca: bool, pca_tol: f64, max_components: usize) -> Self {
+        Self {
+            pca,
+            pca_tol,
+            max_components,
+        }
+    }
+
+    /// The one check of PCA settings, shared by every model's parameters.
     pub fn check(&self, model: &str) -> Result<()> {
         let bad = |reason: String| {
             Err(FusionError::BadParams {
