@@ -6,6 +6,12 @@ use mfpipe_data::h5;
 use mfpipe_pipeline::{cli::Cli, commands, util};
 
 fn main() {
+    // Rust ignores SIGPIPE, so `pipeline list | head` would panic on the closed pipe; a
+    // command-line tool should end quietly instead, as `ls | head` does.
+    // SAFETY: called first, before any other thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // A panic is a bug, but the user still gets one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         if h5::panic_is_contained() {
