@@ -3,6 +3,7 @@
 
 use crate::cli::*;
 use crate::config::{RunConfig, Study};
+use crate::export::export_all;
 use crate::progress::note;
 use crate::util::write_text;
 use crate::{
@@ -440,13 +441,22 @@ fn train_and_report(
     let t0 = Instant::now();
     let outcome = experiment::run(ds, &plan, &bar)?;
     let wall = t0.elapsed().as_secs_f64();
-    let w = report::write(out, ds, path, &plan, &outcome, wall)?;
+    let files = report::write(
+        out,
+        &report::RunSummary {
+            ds,
+            dataset_path: path,
+            plan: &plan,
+            outcome: &outcome,
+            wall_s: wall,
+        },
+    )?;
     write_text(&out.join("config.toml"), &toml::to_string(cfg)?)?;
     bar.finish();
     note(format!(
         "trained {} fits in {wall:.1} s; wrote {} in {}",
         outcome.records.len(),
-        w.files.join(", "),
+        files.join(", "),
         out.display()
     ));
     Ok(())
@@ -504,30 +514,34 @@ fn run(a: RunArgs) -> Result<()> {
             n_hf,
             seeds,
             grid,
-        } => Some(studies::sensitivity(
-            &ds,
-            &cfg,
-            &levels,
-            (model, *n_lf, *n_hf, seeds, grid),
-            budget,
-            &out,
-            &bar,
-        )?),
+        } => {
+            let study = studies::sensitivity(
+                &ds,
+                &cfg,
+                &levels,
+                (model, *n_lf, *n_hf, seeds, grid),
+                budget,
+                &bar,
+            )?;
+            Some(export_all(&study, &out, &studies::SENSITIVITY_EXPORTERS)?)
+        }
         Study::Searchers {
             model,
             n_lf,
             n_hf,
             seed,
             methods,
-        } => Some(studies::searchers(
-            &ds,
-            &cfg,
-            &levels,
-            (model, *n_lf, *n_hf, *seed, methods),
-            budget,
-            &out,
-            &bar,
-        )?),
+        } => {
+            let study = studies::searchers(
+                &ds,
+                &cfg,
+                &levels,
+                (model, *n_lf, *n_hf, *seed, methods),
+                budget,
+                &bar,
+            )?;
+            Some(export_all(&study, &out, &studies::SEARCHERS_EXPORTERS)?)
+        }
     };
     bar.finish();
     if let Some(files) = files {
@@ -646,7 +660,7 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
     if recorded.is_none() {
         tradeoff::store(&path, &mut ds, &rungs)?;
     }
-    let files = tradeoff::study(
+    let study = tradeoff::study(
         &ds,
         &cfg,
         &t,
@@ -655,9 +669,9 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
         (c_lf, c_hf, from),
         &budgets,
         budget,
-        &out,
         &bar,
     )?;
+    let files = export_all(&study, &out, &tradeoff::EXPORTERS)?;
     bar.finish();
     note(format!(
         "pipeline tradeoff {} finished in {:.1} s; wrote {} in {}",
@@ -681,7 +695,15 @@ fn bench(a: BenchArgs) -> Result<()> {
             .iter()
             .map(|s| sim.fidelity(s.trim()).map(|f| f.level))
             .collect::<Result<_, _>>()?,
-        None => sim.spec().fidelities.iter().map(|f| f.level).collect(),
+        None => {
+            let heavy = sim.heavy_from();
+            if heavy < sim.spec().fidelities.len() {
+                eprintln!(
+                    "note: levels {heavy} and up take about a minute per sample; pass --levels to time them"
+                );
+            }
+            (0..heavy).collect()
+        }
     };
     let xs = mfpipe_data::design::design(DesignKind::Sobol, &sim.spec().inputs, a.samples, 0)?;
     let xs: Vec<Vec<f64>> = xs.rows().into_iter().map(|r| r.to_vec()).collect();
@@ -848,11 +870,16 @@ fn rbf_study(a: RbfStudyArgs) -> Result<()> {
     let out = a.out.unwrap_or_else(|| PathBuf::from("out/rbf-study"));
     let t0 = Instant::now();
     let rows = rbf_study::run(&s)?;
-    let wall = t0.elapsed().as_secs_f64();
-    rbf_study::report(&rows, &s, &out, wall)?;
+    let study = rbf_study::RbfStudy {
+        rows,
+        settings: s,
+        wall_s: t0.elapsed().as_secs_f64(),
+    };
+    export_all(&study, &out, &rbf_study::EXPORTERS)?;
     note(format!(
-        "rbf-study: {} surrogates in {wall:.1} s; see {}",
-        rows.len(),
+        "rbf-study: {} surrogates in {:.1} s; see {}",
+        study.rows.len(),
+        study.wall_s,
         out.join("report.md").display()
     ));
     Ok(())

@@ -534,7 +534,10 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
                 (Some((params, summary)), _) => {
                     (params.clone(), Choice::Given(Some(summary.clone())))
                 }
-                (None, Some(space)) => (j.model.params.clone(), Choice::Search(space)),
+                (None, Some(space)) => (
+                    j.model.params.clone(),
+                    Choice::Search(space, plan.search.method),
+                ),
                 (None, None) => (j.model.params.clone(), Choice::Given(None)),
             };
             FitJob {
@@ -548,20 +551,20 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
             }
         })
         .collect();
-    let results = run_jobs(
-        &ds.meta.problem,
-        &data,
-        &fits,
-        plan.budget,
-        &plan.search,
-        progress,
-    )?;
+    let results = JobLoop {
+        problem: &ds.meta.problem,
+        data: &data,
+        budget: plan.budget,
+        search: &plan.search,
+        order: Order::Parallel,
+    }
+    .run(&fits, progress)?;
     progress.finish();
 
     let mut records = Vec::new();
     let mut mae_sum: BTreeMap<(String, usize), (Array1<f64>, usize)> = BTreeMap::new();
     let mut scatter = BTreeMap::new();
-    for (j, (rec, pred)) in jobs.iter().zip(results) {
+    for (j, JobResult { record, pred, .. }) in jobs.iter().zip(results) {
         let pred = pred.map(|p| p.mean);
         if let (Some(pred), true) = (pred, j.n_lf == plan.figure_lf() || j.n_lf == 0) {
             let field = metrics::mae_field(pred.view(), y_test.view());
@@ -580,7 +583,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
                 );
             }
         }
-        records.push(rec);
+        records.push(record);
     }
     let mae_fields = mae_sum
         .into_iter()
@@ -626,8 +629,9 @@ pub enum Choice {
     /// As given; with the summary of the search that chose them, if one did (recorded under
     /// `hyperparameters.search`).
     Given(Option<serde_json::Value>),
-    /// Searched over this space on the job's own training data ([`search_and_fit`]).
-    Search(Space),
+    /// Searched over this space with this method on the job's own training data
+    /// ([`search_and_fit`]).
+    Search(Space, SearchMethod),
 }
 
 /// One fit of any study: a model (label in the results, registry kind, parameters) on one
@@ -643,78 +647,108 @@ pub struct FitJob {
     pub choice: Choice,
 }
 
-/// The one job loop of the studies (protocol, sensitivity, trade-off): for each job its
-/// training set from `data`, the fit (or search and fit), and its record scored on the test
-/// set, with the prediction. In parallel across jobs, results in job order; `progress`
-/// advances once per job (the caller starts and finishes it).
-pub fn run_jobs(
-    problem: &str,
-    data: &Data,
-    jobs: &[FitJob],
-    budget: Budget,
-    search: &SearchConfig,
-    progress: &dyn Progress,
-) -> Result<Vec<(Record, Option<Prediction>)>> {
-    jobs.par_iter()
-        .map(|j| {
-            let train = data.train_set(j.n_lf, j.n_hf, j.seed)?;
-            let x_test = data.x_test.view();
-            let fit = match &j.choice {
-                Choice::Given(summary) => fit_one(
-                    &j.kind,
-                    &j.params,
-                    summary.clone(),
-                    &train,
-                    j.seed,
-                    budget,
-                    x_test,
-                ),
-                Choice::Search(space) => search_and_fit(
-                    &j.kind,
-                    &j.params,
-                    space,
-                    search,
-                    search.method,
-                    &train,
-                    j.seed,
-                    budget,
-                    x_test,
-                )
-                .map(|(fit, _)| fit),
-            }
-            .with_context(|| {
-                format!(
-                    "{} with n_lf={} n_hf={} seed={}",
-                    j.label, j.n_lf, j.n_hf, j.seed
-                )
-            })?;
-            progress.advance(1);
-            let mut record = Record::new(
-                problem,
-                &j.label,
-                (j.n_lf, j.n_hf, j.seed),
-                &fit,
-                data.y_test.view(),
-            );
-            record.n = data.counts(j.n_lf, j.n_hf);
-            Ok((record, fit.pred))
-        })
-        .collect()
+/// What one job gives back: its scored record, the prediction on the test set (none if the
+/// fit diverged) and, for a searched job, the search's timed trials.
+pub struct JobResult {
+    pub record: Record,
+    pub pred: Option<Prediction>,
+    pub trials: Vec<tuning::TimedTrial>,
 }
 
-/// [`run_jobs`] for a study that keeps only the records, with its own progress label.
-pub fn run_records(
-    problem: &str,
-    data: &Data,
-    jobs: &[FitJob],
-    (budget, search): (Budget, &SearchConfig),
-    label: &str,
-    progress: &dyn Progress,
-) -> Result<Vec<Record>> {
-    progress.start(label, jobs.len() as u64);
-    let out = run_jobs(problem, data, jobs, budget, search, progress)?;
-    progress.finish();
-    Ok(out.into_iter().map(|(r, _)| r).collect())
+/// How the loop schedules its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// All jobs in parallel (rayon); the default of every study.
+    Parallel,
+    /// One after another, so that each job's wall time is its own (the searchers study
+    /// compares search methods by wall time).
+    OneAtATime,
+}
+
+/// The one job loop of every study (protocol, sensitivity, searchers, trade-off): for each
+/// job its training set from `data`, the fit (or search and fit), and its record scored on
+/// the test set. Results come back in job order whatever the [`Order`].
+pub struct JobLoop<'a> {
+    pub problem: &'a str,
+    pub data: &'a Data<'a>,
+    pub budget: Budget,
+    pub search: &'a SearchConfig,
+    pub order: Order,
+}
+
+impl JobLoop<'_> {
+    /// Run `jobs`; `progress` advances once per job (the caller starts and finishes it).
+    pub fn run(&self, jobs: &[FitJob], progress: &dyn Progress) -> Result<Vec<JobResult>> {
+        let one = |j: &FitJob| {
+            let r = self.job(j);
+            progress.advance(1);
+            r
+        };
+        match self.order {
+            Order::Parallel => jobs.par_iter().map(one).collect(),
+            Order::OneAtATime => jobs.iter().map(one).collect(),
+        }
+    }
+
+    /// [`JobLoop::run`] for a study that keeps only the records, under its own progress label.
+    pub fn records(
+        &self,
+        jobs: &[FitJob],
+        label: &str,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Record>> {
+        progress.start(label, jobs.len() as u64);
+        let out = self.run(jobs, progress)?;
+        progress.finish();
+        Ok(out.into_iter().map(|r| r.record).collect())
+    }
+
+    fn job(&self, j: &FitJob) -> Result<JobResult> {
+        let train = self.data.train_set(j.n_lf, j.n_hf, j.seed)?;
+        let x_test = self.data.x_test.view();
+        let (fit, trials) = match &j.choice {
+            Choice::Given(summary) => fit_one(
+                &j.kind,
+                &j.params,
+                summary.clone(),
+                &train,
+                j.seed,
+                self.budget,
+                x_test,
+            )
+            .map(|fit| (fit, Vec::new())),
+            Choice::Search(space, method) => search_and_fit(
+                &j.kind,
+                &j.params,
+                space,
+                self.search,
+                *method,
+                &train,
+                j.seed,
+                self.budget,
+                x_test,
+            ),
+        }
+        .with_context(|| {
+            format!(
+                "{} with n_lf={} n_hf={} seed={}",
+                j.label, j.n_lf, j.n_hf, j.seed
+            )
+        })?;
+        let mut record = Record::new(
+            self.problem,
+            &j.label,
+            (j.n_lf, j.n_hf, j.seed),
+            &fit,
+            self.data.y_test.view(),
+        );
+        record.n = self.data.counts(j.n_lf, j.n_hf);
+        Ok(JobResult {
+            record,
+            pred: fit.pred,
+            trials,
+        })
+    }
 }
 
 /// One fit to do: a model on one training-set size and seed.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod experiment;
+pub mod export;
 #[cfg(test)]
 mod fuzz;
 pub mod generate;

@@ -25,6 +25,8 @@
 //! components, or both; folds are sets of grid points), and the definiteness of the
 //! surrogate refitted on all points with it.
 
+use crate::export::Exporter;
+use crate::util::write_text;
 use anyhow::Result;
 use mfpipe_fusion::rbf::{Construction, Rbf};
 use ndarray::{Array1, Array2, Axis};
@@ -253,95 +255,118 @@ impl Data<'_> {
     }
 }
 
+/// The study's outcome: every fitted surrogate's row, the settings and the wall time.
+pub struct RbfStudy {
+    pub rows: Vec<Row>,
+    pub settings: Settings,
+    pub wall_s: f64,
+}
+
+/// results.json: one object per fitted surrogate.
+pub struct RowsJson;
+
+impl Exporter<RbfStudy> for RowsJson {
+    fn export(&self, st: &RbfStudy, dir: &Path) -> Result<Vec<String>> {
+        write_text(
+            &dir.join("results.json"),
+            &(serde_json::to_string_pretty(&st.rows)? + "\n"),
+        )?;
+        Ok(vec!["results.json".into()])
+    }
+}
+
 /// report.md: the positive-definiteness table per batch size and surrogate, then per shape
 /// parameter.
-pub fn report(rows: &[Row], s: &Settings, out: &Path, wall_s: f64) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    crate::util::write_text(
-        &out.join("results.json"),
-        &(serde_json::to_string_pretty(rows)? + "\n"),
-    )?;
-    let mut md = String::new();
-    let _ = writeln!(md, "# Gradient-only surrogates: positive definiteness\n");
-    let _ = writeln!(md, "Loss of y = w1 x + w2 fitted to f(x) = x² on {N_DATA} points in [-2, 2], sampled on a {GRID} x {GRID} grid of w in [-2, 2]² with a fresh mini-batch at every grid point; Gaussian RBF surrogates with {} centres; {} shape parameters from {:.0e} to {:.0e}; {} mini-batch draws. A surrogate is positive definite (PD) when its Hessian is PD at every grid point. Wall time {wall_s:.1} s.\n", CENTRES * CENTRES, s.shapes.len(), s.shapes[0], s.shapes[s.shapes.len() - 1], s.seeds.len());
-    let _ = writeln!(md, "| mini-batch | surrogate | PD everywhere | PD at its minimiser | median distance of its minimiser from the full-batch one |\n|---|---|---|---|---|");
-    for &b in &s.batches {
-        for kind in Construction::ALL {
-            let sel: Vec<&Row> = rows
-                .iter()
-                .filter(|r| r.batch == b && r.surrogate == kind.name())
-                .collect();
-            let mut d: Vec<f64> = sel.iter().map(|r| r.minimiser_error).collect();
-            d.sort_by(f64::total_cmp);
-            let label = if b == N_DATA {
-                format!("{b} (full)")
-            } else {
-                b.to_string()
-            };
-            let _ = writeln!(
-                md,
-                "| {label} | {} | {} of {} | {} of {} | {:.3} |",
-                kind.name(),
-                sel.iter().filter(|r| r.pd_everywhere).count(),
-                sel.len(),
-                sel.iter().filter(|r| r.pd_at_minimiser).count(),
-                sel.len(),
-                d.get(d.len() / 2).copied().unwrap_or(f64::NAN)
-            );
-        }
-    }
-    let _ = writeln!(md, "\n## Shape parameter chosen by cross-validation\n\nPer construction and draw, the shape parameter with the smallest {FOLDS}-fold cross-validation error on the construction's own observations, then the surrogate refitted on all grid points with it.\n");
-    let _ = writeln!(md, "| mini-batch | surrogate | PD everywhere | PD at its minimiser | median chosen shape parameter | median distance of its minimiser from the full-batch one |\n|---|---|---|---|---|---|");
-    for &b in &s.batches {
-        for kind in Construction::ALL {
-            let sel: Vec<&Row> = rows
-                .iter()
-                .filter(|r| r.batch == b && r.surrogate == kind.name() && r.cv_choice)
-                .collect();
-            let median = |mut v: Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-            };
-            let _ = writeln!(
-                md,
-                "| {b} | {} | {} of {} | {} of {} | {:.0e} | {:.3} |",
-                kind.name(),
-                sel.iter().filter(|r| r.pd_everywhere).count(),
-                sel.len(),
-                sel.iter().filter(|r| r.pd_at_minimiser).count(),
-                sel.len(),
-                median(sel.iter().map(|r| r.shape).collect()),
-                median(sel.iter().map(|r| r.minimiser_error).collect()),
-            );
-        }
-    }
-    let _ = writeln!(
-        md,
-        "\n## By shape parameter\n\nPD everywhere, counted over the mini-batch draws.\n"
-    );
-    for &b in &s.batches {
-        let _ = writeln!(md, "\n### Mini-batch {b}\n\n| shape parameter | rbf-f | rbf-fg | rbf-g |\n|---|---|---|---|");
-        for &eps in &s.shapes {
-            let cell = |k: Construction| {
+pub struct RbfMarkdown;
+
+impl Exporter<RbfStudy> for RbfMarkdown {
+    fn export(&self, st: &RbfStudy, dir: &Path) -> Result<Vec<String>> {
+        let (rows, s, wall_s) = (&st.rows, &st.settings, st.wall_s);
+        let mut md = String::new();
+        let _ = writeln!(md, "# Gradient-only surrogates: positive definiteness\n");
+        let _ = writeln!(md, "Loss of y = w1 x + w2 fitted to f(x) = x² on {N_DATA} points in [-2, 2], sampled on a {GRID} x {GRID} grid of w in [-2, 2]² with a fresh mini-batch at every grid point; Gaussian RBF surrogates with {} centres; {} shape parameters from {:.0e} to {:.0e}; {} mini-batch draws. A surrogate is positive definite (PD) when its Hessian is PD at every grid point. Wall time {wall_s:.1} s.\n", CENTRES * CENTRES, s.shapes.len(), s.shapes[0], s.shapes[s.shapes.len() - 1], s.seeds.len());
+        let _ = writeln!(md, "| mini-batch | surrogate | PD everywhere | PD at its minimiser | median distance of its minimiser from the full-batch one |\n|---|---|---|---|---|");
+        for &b in &s.batches {
+            for kind in Construction::ALL {
                 let sel: Vec<&Row> = rows
                     .iter()
-                    .filter(|r| r.batch == b && r.shape == eps && r.surrogate == k.name())
+                    .filter(|r| r.batch == b && r.surrogate == kind.name())
                     .collect();
-                format!(
-                    "{}/{}",
+                let mut d: Vec<f64> = sel.iter().map(|r| r.minimiser_error).collect();
+                d.sort_by(f64::total_cmp);
+                let label = if b == N_DATA {
+                    format!("{b} (full)")
+                } else {
+                    b.to_string()
+                };
+                let _ = writeln!(
+                    md,
+                    "| {label} | {} | {} of {} | {} of {} | {:.3} |",
+                    kind.name(),
                     sel.iter().filter(|r| r.pd_everywhere).count(),
-                    sel.len()
-                )
-            };
-            let _ = writeln!(
-                md,
-                "| {eps:.0e} | {} | {} | {} |",
-                cell(Construction::Values),
-                cell(Construction::ValuesAndGradients),
-                cell(Construction::Gradients)
-            );
+                    sel.len(),
+                    sel.iter().filter(|r| r.pd_at_minimiser).count(),
+                    sel.len(),
+                    d.get(d.len() / 2).copied().unwrap_or(f64::NAN)
+                );
+            }
         }
+        let _ = writeln!(md, "\n## Shape parameter chosen by cross-validation\n\nPer construction and draw, the shape parameter with the smallest {FOLDS}-fold cross-validation error on the construction's own observations, then the surrogate refitted on all grid points with it.\n");
+        let _ = writeln!(md, "| mini-batch | surrogate | PD everywhere | PD at its minimiser | median chosen shape parameter | median distance of its minimiser from the full-batch one |\n|---|---|---|---|---|---|");
+        for &b in &s.batches {
+            for kind in Construction::ALL {
+                let sel: Vec<&Row> = rows
+                    .iter()
+                    .filter(|r| r.batch == b && r.surrogate == kind.name() && r.cv_choice)
+                    .collect();
+                let median = |mut v: Vec<f64>| {
+                    v.sort_by(f64::total_cmp);
+                    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+                };
+                let _ = writeln!(
+                    md,
+                    "| {b} | {} | {} of {} | {} of {} | {:.0e} | {:.3} |",
+                    kind.name(),
+                    sel.iter().filter(|r| r.pd_everywhere).count(),
+                    sel.len(),
+                    sel.iter().filter(|r| r.pd_at_minimiser).count(),
+                    sel.len(),
+                    median(sel.iter().map(|r| r.shape).collect()),
+                    median(sel.iter().map(|r| r.minimiser_error).collect()),
+                );
+            }
+        }
+        let _ = writeln!(
+            md,
+            "\n## By shape parameter\n\nPD everywhere, counted over the mini-batch draws.\n"
+        );
+        for &b in &s.batches {
+            let _ = writeln!(md, "\n### Mini-batch {b}\n\n| shape parameter | rbf-f | rbf-fg | rbf-g |\n|---|---|---|---|");
+            for &eps in &s.shapes {
+                let cell = |k: Construction| {
+                    let sel: Vec<&Row> = rows
+                        .iter()
+                        .filter(|r| r.batch == b && r.shape == eps && r.surrogate == k.name())
+                        .collect();
+                    format!(
+                        "{}/{}",
+                        sel.iter().filter(|r| r.pd_everywhere).count(),
+                        sel.len()
+                    )
+                };
+                let _ = writeln!(
+                    md,
+                    "| {eps:.0e} | {} | {} | {} |",
+                    cell(Construction::Values),
+                    cell(Construction::ValuesAndGradients),
+                    cell(Construction::Gradients)
+                );
+            }
+        }
+        write_text(&dir.join("report.md"), &md)?;
+        Ok(vec!["report.md".into()])
     }
-    crate::util::write_text(&out.join("report.md"), &md)?;
-    Ok(())
 }
+
+/// Every output of the study.
+pub const EXPORTERS: [&dyn Exporter<RbfStudy>; 2] = [&RowsJson, &RbfMarkdown];

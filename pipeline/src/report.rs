@@ -1,11 +1,13 @@
-//! results.json, report.md and the figures of a run.
+//! The outputs of a protocol run (`pipeline run`, `pipeline train`): a [`RunSummary`] and its
+//! exporters results.json, splits.json, the figures and report.md.
 
 use crate::config::Layout;
 use crate::experiment::{Outcome, Plan, Record};
+use crate::export::{export_all, Exporter, HasRecords, ResultsJson};
 use crate::plots::{self, Series};
 use crate::util::{finite_mean_std, fmt_config, write_text};
-use anyhow::{Context, Result};
-use mfpipe_data::dataset::Dataset;
+use anyhow::Result;
+use mfpipe_data::dataset::{Dataset, LevelData};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -89,210 +91,252 @@ fn rmse_vs_nlf(dir: &Path, problem: &str, plan: &Plan, grouped: &[Group]) -> Res
     )
 }
 
-pub struct Written {
-    pub files: Vec<String>,
+/// What a `pipeline run` / `pipeline train` protocol leaves behind: the dataset it used, the
+/// plan, the outcome of every fit and the wall time.
+pub struct RunSummary<'a> {
+    pub ds: &'a Dataset,
+    pub dataset_path: &'a Path,
+    pub plan: &'a Plan,
+    pub outcome: &'a Outcome,
+    pub wall_s: f64,
 }
 
-pub fn write(
-    dir: &Path,
-    ds: &Dataset,
-    dataset_path: &Path,
-    plan: &Plan,
-    out: &Outcome,
-    wall_s: f64,
-) -> Result<Written> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut files = Vec::new();
-    let results = dir.join("results.json");
-    write_text(
-        &results,
-        &(serde_json::to_string_pretty(&out.records)? + "\n"),
-    )?;
-    files.push("results.json".to_string());
-    write_text(
-        &dir.join("splits.json"),
-        &(serde_json::to_string(&out.splits)? + "\n"),
-    )?;
-    files.push("splits.json".to_string());
+impl HasRecords for RunSummary<'_> {
+    fn records(&self) -> &[Record] {
+        &self.outcome.records
+    }
+}
 
-    let problem = &ds.meta.problem;
-    let hf = ds.level(plan.hf_level).expect("checked by the experiment");
-    let lf = ds.level(plan.lf_level).expect("checked by the experiment");
-    let mean_cost =
-        |l: &mfpipe_data::dataset::LevelData| l.cost_s.iter().sum::<f64>() / l.len().max(1) as f64;
-    let (c_lf, c_hf) = (mean_cost(lf), mean_cost(hf));
-    // The middle levels of a chain cost their fixed counts whenever cheaper data are used.
-    let c_middle: f64 = plan
-        .middle
-        .iter()
-        .filter_map(|&(l, n)| ds.level(l).map(|l| n as f64 * mean_cost(l)))
-        .sum();
-    let grouped = groups(&out.records, plan);
+fn mean_cost(l: &LevelData) -> f64 {
+    l.cost_s.iter().sum::<f64>() / l.len().max(1) as f64
+}
 
-    // RMSE vs N_H, one curve per (model, n_lf); a cross layout's N_H sweep is at one N_L.
-    let mut series: Vec<Series> = Vec::new();
-    let mut cost_series: Vec<Series> = Vec::new();
-    let cross = plan.layout == Layout::Cross;
-    let multi_lf = plan.n_lf.len() > 1 && !cross;
-    for ((model, n_lf, n_hf), recs) in &grouped {
-        if cross && *n_lf != 0 && *n_lf != plan.figure_lf() {
-            continue;
-        }
-        let label = if multi_lf && *n_lf > 0 {
-            format!("{model} (N_L={n_lf})")
-        } else {
-            model.clone()
-        };
-        let rmse: Vec<f64> = recs.iter().map(|r| r.rmse).collect();
-        let (m, lo, hi) = spread(&rmse);
-        if !m.is_finite() {
-            continue; // every seed diverged: nothing to plot
-        }
-        let middle = if *n_lf > 0 { c_middle } else { 0.0 };
-        let cost = *n_lf as f64 * c_lf + middle + *n_hf as f64 * c_hf;
-        for (list, x) in [(&mut series, *n_hf as f64), (&mut cost_series, cost)] {
-            match list.iter_mut().find(|s| s.label == label) {
-                Some(s) => s.points.push((x, m, lo, hi)),
-                None => list.push(Series {
-                    label: label.clone(),
-                    points: vec![(x, m, lo, hi)],
-                }),
+impl RunSummary<'_> {
+    /// Mean measured cost per sample of the LF and HF levels, and the fixed cost of the
+    /// middle levels of a chain (their counts do not change with N_L and N_H).
+    fn costs(&self) -> (f64, f64, f64) {
+        let (ds, plan) = (self.ds, self.plan);
+        let hf = ds.level(plan.hf_level).expect("checked by the experiment");
+        let lf = ds.level(plan.lf_level).expect("checked by the experiment");
+        let c_middle: f64 = plan
+            .middle
+            .iter()
+            .filter_map(|&(l, n)| ds.level(l).map(|l| n as f64 * mean_cost(l)))
+            .sum();
+        (mean_cost(lf), mean_cost(hf), c_middle)
+    }
+
+    fn nlf_plot(&self) -> bool {
+        self.plan.n_lf.len() > 1
+    }
+
+    fn has_fields(&self) -> bool {
+        self.ds.meta.axes.len() == 2
+    }
+}
+
+/// splits.json: the sample indices of the test set and of every training set.
+pub struct SplitsJson;
+
+impl Exporter<RunSummary<'_>> for SplitsJson {
+    fn export(&self, s: &RunSummary, dir: &Path) -> Result<Vec<String>> {
+        write_text(
+            &dir.join("splits.json"),
+            &(serde_json::to_string(&s.outcome.splits)? + "\n"),
+        )?;
+        Ok(vec!["splits.json".into()])
+    }
+}
+
+/// The figures: RMSE vs N_H (and vs N_L), cost vs RMSE, MAE fields, predicted vs true.
+pub struct Figures;
+
+impl Exporter<RunSummary<'_>> for Figures {
+    fn export(&self, s: &RunSummary, dir: &Path) -> Result<Vec<String>> {
+        let (ds, plan, out) = (s.ds, s.plan, s.outcome);
+        let mut files = Vec::new();
+        let problem = &ds.meta.problem;
+        // The middle levels of a chain cost their fixed counts whenever cheaper data are used.
+        let (c_lf, c_hf, c_middle) = s.costs();
+        let grouped = groups(&out.records, plan);
+
+        // RMSE vs N_H, one curve per (model, n_lf); a cross layout's N_H sweep is at one N_L.
+        let mut series: Vec<Series> = Vec::new();
+        let mut cost_series: Vec<Series> = Vec::new();
+        let cross = plan.layout == Layout::Cross;
+        let multi_lf = plan.n_lf.len() > 1 && !cross;
+        for ((model, n_lf, n_hf), recs) in &grouped {
+            if cross && *n_lf != 0 && *n_lf != plan.figure_lf() {
+                continue;
             }
-        }
-    }
-    plots::curves(
-        &dir.join("rmse_vs_nhf.png"),
-        &format!(
-            "{problem}: test RMSE vs HF training samples (mean, min-max over {} seeds)",
-            plan.seeds.len()
-        ),
-        "number of high-fidelity training samples N_H",
-        "RMSE",
-        &series,
-        plots::XAxis::Counts,
-    )?;
-    files.push("rmse_vs_nhf.png".into());
-    let nlf_plot = plan.n_lf.len() > 1;
-    if nlf_plot {
-        rmse_vs_nlf(dir, problem, plan, &grouped)?;
-        files.push("rmse_vs_nlf.png".into());
-    }
-    plots::curves(
-        &dir.join("cost_vs_rmse.png"),
-        &format!("{problem}: test RMSE vs CPU cost of the training data"),
-        "CPU seconds to generate the training data (N_L c_L + N_H c_H)",
-        "RMSE",
-        &cost_series,
-        plots::XAxis::Log,
-    )?;
-    files.push("cost_vs_rmse.png".into());
-
-    // MAE fields (paper Fig. 9): rows = N_H, columns = models.
-    let axes = &ds.meta.axes;
-    let has_fields = axes.len() == 2;
-    if has_fields {
-        let models: Vec<String> = plan.models.iter().map(|m| m.label.clone()).collect();
-        let rows: Vec<String> = plan.n_hf.iter().map(|n| format!("N_H={n}")).collect();
-        let mut fields = BTreeMap::new();
-        for (c, m) in models.iter().enumerate() {
-            for (r, n) in plan.n_hf.iter().enumerate() {
-                if let Some(f) = out.mae_fields.get(&(m.clone(), *n)) {
-                    fields.insert((r, c), f.to_vec());
+            let label = if multi_lf && *n_lf > 0 {
+                format!("{model} (N_L={n_lf})")
+            } else {
+                model.clone()
+            };
+            let rmse: Vec<f64> = recs.iter().map(|r| r.rmse).collect();
+            let (m, lo, hi) = spread(&rmse);
+            if !m.is_finite() {
+                continue; // every seed diverged: nothing to plot
+            }
+            let middle = if *n_lf > 0 { c_middle } else { 0.0 };
+            let cost = *n_lf as f64 * c_lf + middle + *n_hf as f64 * c_hf;
+            for (list, x) in [(&mut series, *n_hf as f64), (&mut cost_series, cost)] {
+                match list.iter_mut().find(|s| s.label == label) {
+                    Some(s) => s.points.push((x, m, lo, hi)),
+                    None => list.push(Series {
+                        label: label.clone(),
+                        points: vec![(x, m, lo, hi)],
+                    }),
                 }
             }
         }
-        plots::field_grid(
-            &dir.join("mae_fields.png"),
-            &format!("{problem}: point-wise MAE over the test set (mean over seeds)"),
-            &rows,
-            &models,
-            &fields,
-            (&axes[0].values, &axes[1].values),
-            (&axes[0].name, &axes[1].name),
+        plots::curves(
+            &dir.join("rmse_vs_nhf.png"),
+            &format!(
+                "{problem}: test RMSE vs HF training samples (mean, min-max over {} seeds)",
+                plan.seeds.len()
+            ),
+            "number of high-fidelity training samples N_H",
+            "RMSE",
+            &series,
+            plots::XAxis::Counts,
         )?;
-        files.push("mae_fields.png".into());
-    }
-    let max_hf = *plan.n_hf.iter().max().unwrap();
-    let panels: Vec<(String, f64, Vec<f64>, Vec<f64>)> = plan
-        .models
-        .iter()
-        .filter_map(|m| {
-            let m = &m.label;
-            let (t, p) = out.scatter.get(m)?;
-            let r2 = out
-                .records
-                .iter()
-                .find(|r| {
-                    &r.model == m
-                        && r.n_hf == max_hf
-                        && r.seed == plan.seeds[0]
-                        && (r.n_lf == plan.figure_lf() || r.n_lf == 0)
-                })
-                .map(|r| r.r2)?;
-            Some((m.clone(), r2, t.clone(), p.clone()))
-        })
-        .collect();
-    plots::scatter(
-        &dir.join("pred_vs_true.png"),
-        &format!(
-            "{problem}: predicted vs true, N_H={max_hf}, seed {}",
-            plan.seeds[0]
-        ),
-        &panels,
-    )?;
-    files.push("pred_vs_true.png".into());
+        files.push("rmse_vs_nhf.png".into());
+        let nlf_plot = s.nlf_plot();
+        if nlf_plot {
+            rmse_vs_nlf(dir, problem, plan, &grouped)?;
+            files.push("rmse_vs_nlf.png".into());
+        }
+        plots::curves(
+            &dir.join("cost_vs_rmse.png"),
+            &format!("{problem}: test RMSE vs CPU cost of the training data"),
+            "CPU seconds to generate the training data (N_L c_L + N_H c_H)",
+            "RMSE",
+            &cost_series,
+            plots::XAxis::Log,
+        )?;
+        files.push("cost_vs_rmse.png".into());
 
-    // report.md
-    let mut md = String::new();
-    let _ = writeln!(md, "# mfpipe report: `{problem}`\n");
-    let _ = writeln!(
-        md,
-        "Dataset `{}` (schema mfpipe/1, design {}, seed {}, generator {}).\n",
-        dataset_path.display(),
-        ds.meta.design,
-        ds.meta.seed,
-        ds.meta.generator
-    );
-    let _ = writeln!(md, "| level | name | description | samples | failed | mean cost per sample (s) |\n|---|---|---|---|---|---|");
-    for l in &ds.levels {
+        // MAE fields (paper Fig. 9): rows = N_H, columns = models.
+        let axes = &ds.meta.axes;
+        if s.has_fields() {
+            let models: Vec<String> = plan.models.iter().map(|m| m.label.clone()).collect();
+            let rows: Vec<String> = plan.n_hf.iter().map(|n| format!("N_H={n}")).collect();
+            let mut fields = BTreeMap::new();
+            for (c, m) in models.iter().enumerate() {
+                for (r, n) in plan.n_hf.iter().enumerate() {
+                    if let Some(f) = out.mae_fields.get(&(m.clone(), *n)) {
+                        fields.insert((r, c), f.to_vec());
+                    }
+                }
+            }
+            plots::field_grid(
+                &dir.join("mae_fields.png"),
+                &format!("{problem}: point-wise MAE over the test set (mean over seeds)"),
+                &rows,
+                &models,
+                &fields,
+                (&axes[0].values, &axes[1].values),
+                (&axes[0].name, &axes[1].name),
+            )?;
+            files.push("mae_fields.png".into());
+        }
+        let max_hf = *plan.n_hf.iter().max().unwrap();
+        let panels: Vec<(String, f64, Vec<f64>, Vec<f64>)> = plan
+            .models
+            .iter()
+            .filter_map(|m| {
+                let m = &m.label;
+                let (t, p) = out.scatter.get(m)?;
+                let r2 = out
+                    .records
+                    .iter()
+                    .find(|r| {
+                        &r.model == m
+                            && r.n_hf == max_hf
+                            && r.seed == plan.seeds[0]
+                            && (r.n_lf == plan.figure_lf() || r.n_lf == 0)
+                    })
+                    .map(|r| r.r2)?;
+                Some((m.clone(), r2, t.clone(), p.clone()))
+            })
+            .collect();
+        plots::scatter(
+            &dir.join("pred_vs_true.png"),
+            &format!(
+                "{problem}: predicted vs true, N_H={max_hf}, seed {}",
+                plan.seeds[0]
+            ),
+            &panels,
+        )?;
+        files.push("pred_vs_true.png".into());
+
+        Ok(files)
+    }
+}
+
+/// report.md: the tables, with the figures of [`Figures`] linked.
+pub struct Markdown;
+
+impl Exporter<RunSummary<'_>> for Markdown {
+    fn export(&self, s: &RunSummary, dir: &Path) -> Result<Vec<String>> {
+        let (ds, plan, out) = (s.ds, s.plan, s.outcome);
+        let (dataset_path, wall_s) = (s.dataset_path, s.wall_s);
+        let problem = &ds.meta.problem;
+        let grouped = groups(&out.records, plan);
+        let (c_lf, c_hf, _) = s.costs();
+        let (nlf_plot, has_fields, axes) = (s.nlf_plot(), s.has_fields(), &ds.meta.axes);
+        let mut md = String::new();
+        let _ = writeln!(md, "# mfpipe report: `{problem}`\n");
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.3e} |",
-            l.level,
-            l.name,
-            l.description,
-            l.len(),
-            l.failed(),
-            mean_cost(l)
+            "Dataset `{}` (schema mfpipe/1, design {}, seed {}, generator {}).\n",
+            dataset_path.display(),
+            ds.meta.design,
+            ds.meta.seed,
+            ds.meta.generator
         );
-    }
-    let _ = writeln!(
+        let _ = writeln!(md, "| level | name | description | samples | failed | mean cost per sample (s) |\n|---|---|---|---|---|---|");
+        for l in &ds.levels {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {:.3e} |",
+                l.level,
+                l.name,
+                l.description,
+                l.len(),
+                l.failed(),
+                mean_cost(l)
+            );
+        }
+        let _ = writeln!(
         md,
         "\nProtocol: low fidelity = level {}, high fidelity = level {}; N_L in {:?}, N_H in {:?}, seeds {:?}. \
          Test set: {} held-out high-fidelity samples (the same for every model and seed); training subsets are drawn per seed from a pool of {} HF and {} LF samples and are nested in N_H. \
          Errors are over all test samples and all {} output points, in the data's own units; NRMSE = RMSE / std of the test targets.\n",
         plan.lf_level, plan.hf_level, plan.n_lf, plan.n_hf, plan.seeds, out.n_test, out.n_pool_hf, out.n_pool_lf, ds.meta.output_len()
     );
-    if !plan.middle.is_empty() {
-        let mid: Vec<String> = plan
-            .middle
-            .iter()
-            .map(|(l, n)| format!("level {l} ({n} samples)"))
-            .collect();
-        let _ = writeln!(
+        if !plan.middle.is_empty() {
+            let mid: Vec<String> = plan
+                .middle
+                .iter()
+                .map(|(l, n)| format!("level {l} ({n} samples)"))
+                .collect();
+            let _ = writeln!(
             md,
             "Sources: a chain of {} levels. Between the low and the high fidelity: {}, drawn per seed and given to every multi-fidelity model (chain models such as `ar` and `nar` use each level; single-fidelity models use the high fidelity only).\n",
             plan.n_sources(),
             mid.join(", ")
         );
-    }
-    let _ = writeln!(md, "Wall time of training and evaluation: {wall_s:.1} s.\n");
-    let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | fit s | diverged |\n|---|---|---|---|---|---|---|---|---|");
-    for ((model, n_lf, n_hf), recs) in &grouped {
-        let col = |f: fn(&Record) -> f64| recs.iter().map(|r| f(r)).collect::<Vec<f64>>();
-        let rmse = col(|r| r.rmse);
-        let (m, _, _) = spread(&rmse);
-        let _ = writeln!(
+        }
+        let _ = writeln!(md, "Wall time of training and evaluation: {wall_s:.1} s.\n");
+        let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | fit s | diverged |\n|---|---|---|---|---|---|---|---|---|");
+        for ((model, n_lf, n_hf), recs) in &grouped {
+            let col = |f: fn(&Record) -> f64| recs.iter().map(|r| f(r)).collect::<Vec<f64>>();
+            let rmse = col(|r| r.rmse);
+            let (m, _, _) = spread(&rmse);
+            let _ = writeln!(
             md,
             "| {model} | {n_lf} | {n_hf} | {m:.4e} ± {:.1e} | {:.4} | {:.5} | {:.4e} | {:.2} | {} of {} |",
             finite_mean_std(&rmse).1,
@@ -303,115 +347,124 @@ pub fn write(
             recs.iter().filter(|r| r.diverged()).count(),
             recs.len()
         );
-    }
-    let _ = writeln!(md, "\nA fit whose training goes non-finite is stopped and scored as the worst: its metrics are null in results.json, it is left out of the means above and counted under \"diverged\".\n");
-    let calibrated: Vec<&Group> = grouped
-        .iter()
-        .filter(|(_, recs)| recs.iter().any(|r| r.nll.is_some()))
-        .collect();
-    if !calibrated.is_empty() {
-        let _ = writeln!(md, "## Predictive uncertainty\n\nFor the models that predict a variance: the mean Gaussian negative log predictive density per test value (NLL, nats; lower is better) and the share of test values inside the 95 % predictive interval (a calibrated model scores about 0.95), mean over seeds.\n\n| model | N_L | N_H | NLL | coverage 95 % |\n|---|---|---|---|---|");
-        for ((model, n_lf, n_hf), recs) in calibrated {
-            let nll: Vec<f64> = recs.iter().filter_map(|r| r.nll).collect();
-            let cov: Vec<f64> = recs.iter().filter_map(|r| r.coverage95).collect();
-            let _ = writeln!(
-                md,
-                "| {model} | {n_lf} | {n_hf} | {:.3} | {:.3} |",
-                spread(&nll).0,
-                spread(&cov).0
-            );
         }
-        let _ = writeln!(md);
-    }
-    let _ = writeln!(
+        let _ = writeln!(md, "\nA fit whose training goes non-finite is stopped and scored as the worst: its metrics are null in results.json, it is left out of the means above and counted under \"diverged\".\n");
+        let calibrated: Vec<&Group> = grouped
+            .iter()
+            .filter(|(_, recs)| recs.iter().any(|r| r.nll.is_some()))
+            .collect();
+        if !calibrated.is_empty() {
+            let _ = writeln!(md, "## Predictive uncertainty\n\nFor the models that predict a variance: the mean Gaussian negative log predictive density per test value (NLL, nats; lower is better) and the share of test values inside the 95 % predictive interval (a calibrated model scores about 0.95), mean over seeds.\n\n| model | N_L | N_H | NLL | coverage 95 % |\n|---|---|---|---|---|");
+            for ((model, n_lf, n_hf), recs) in calibrated {
+                let nll: Vec<f64> = recs.iter().filter_map(|r| r.nll).collect();
+                let cov: Vec<f64> = recs.iter().filter_map(|r| r.coverage95).collect();
+                let _ = writeln!(
+                    md,
+                    "| {model} | {n_lf} | {n_hf} | {:.3} | {:.3} |",
+                    spread(&nll).0,
+                    spread(&cov).0
+                );
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(
         md,
         "## High-fidelity samples needed for R² ≥ {R2_TARGET}\n\nThe smallest N_H at which the mean R² over seeds reaches {R2_TARGET} (the DMF paper's Poisson criterion), at N_L = {}.\n\n| model | smallest N_H | best mean R² (at N_H) |\n|---|---|---|",
         plan.figure_lf()
     );
-    for m in &plan.models {
-        let curve: Vec<(usize, f64)> = grouped
-            .iter()
-            .filter(|((model, n_lf, _), _)| {
-                model == &m.label && (*n_lf == plan.figure_lf() || *n_lf == 0)
-            })
-            .map(|((_, _, n_hf), recs)| {
-                (
-                    *n_hf,
-                    spread(&recs.iter().map(|r| r.r2).collect::<Vec<_>>()).0,
-                )
-            })
-            .collect();
-        let reached = curve.iter().find(|(_, r2)| *r2 >= R2_TARGET).map(|c| c.0);
-        let best = curve
-            .iter()
-            .filter(|c| c.1.is_finite())
-            .max_by(|a, b| a.1.total_cmp(&b.1));
+        for m in &plan.models {
+            let curve: Vec<(usize, f64)> = grouped
+                .iter()
+                .filter(|((model, n_lf, _), _)| {
+                    model == &m.label && (*n_lf == plan.figure_lf() || *n_lf == 0)
+                })
+                .map(|((_, _, n_hf), recs)| {
+                    (
+                        *n_hf,
+                        spread(&recs.iter().map(|r| r.r2).collect::<Vec<_>>()).0,
+                    )
+                })
+                .collect();
+            let reached = curve.iter().find(|(_, r2)| *r2 >= R2_TARGET).map(|c| c.0);
+            let best = curve
+                .iter()
+                .filter(|c| c.1.is_finite())
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                m.label,
+                reached.map_or("not reached".to_string(), |n| n.to_string()),
+                best.map_or("-".to_string(), |(n, r2)| format!("{r2:.5} ({n})"))
+            );
+        }
+        let _ = writeln!(md);
+        let _ = writeln!(md, "\n![RMSE vs N_H](rmse_vs_nhf.png)\n");
+        if nlf_plot {
+            let _ = writeln!(md, "![RMSE vs N_L](rmse_vs_nlf.png)\n");
+        }
+        if has_fields {
+            let _ = writeln!(md, "## Mean absolute error fields\n\nPoint-wise MAE over the test set, averaged over seeds (rows: N_H; columns: models; axes {} vertical, {} horizontal).\n\n![MAE fields](mae_fields.png)\n", axes[0].name, axes[1].name);
+        }
         let _ = writeln!(
             md,
-            "| {} | {} | {} |",
-            m.label,
-            reached.map_or("not reached".to_string(), |n| n.to_string()),
-            best.map_or("-".to_string(), |(n, r2)| format!("{r2:.5} ({n})"))
+            "## Predicted vs true\n\n![predicted vs true](pred_vs_true.png)\n"
         );
-    }
-    let _ = writeln!(md);
-    let _ = writeln!(md, "\n![RMSE vs N_H](rmse_vs_nhf.png)\n");
-    if nlf_plot {
-        let _ = writeln!(md, "![RMSE vs N_L](rmse_vs_nlf.png)\n");
-    }
-    if has_fields {
-        let _ = writeln!(md, "## Mean absolute error fields\n\nPoint-wise MAE over the test set, averaged over seeds (rows: N_H; columns: models; axes {} vertical, {} horizontal).\n\n![MAE fields](mae_fields.png)\n", axes[0].name, axes[1].name);
-    }
-    let _ = writeln!(
-        md,
-        "## Predicted vs true\n\n![predicted vs true](pred_vs_true.png)\n"
-    );
-    let _ = writeln!(md, "## Cost vs accuracy\n\nCPU cost of the training data from the measured per-sample solve times (LF {c_lf:.3e} s, HF {c_hf:.3e} s per sample).\n\n![cost vs accuracy](cost_vs_rmse.png)\n");
-    let _ = writeln!(md, "## Hyperparameters\n");
-    for m in plan.models.iter().map(|m| &m.label) {
-        if let Some(r) = out.records.iter().find(|r| &r.model == m) {
-            let mut hp = r.hyperparameters.clone();
-            if let Some(o) = hp.as_object_mut() {
-                o.remove("search");
+        let _ = writeln!(md, "## Cost vs accuracy\n\nCPU cost of the training data from the measured per-sample solve times (LF {c_lf:.3e} s, HF {c_hf:.3e} s per sample).\n\n![cost vs accuracy](cost_vs_rmse.png)\n");
+        let _ = writeln!(md, "## Hyperparameters\n");
+        for m in plan.models.iter().map(|m| &m.label) {
+            if let Some(r) = out.records.iter().find(|r| &r.model == m) {
+                let mut hp = r.hyperparameters.clone();
+                if let Some(o) = hp.as_object_mut() {
+                    o.remove("search");
+                }
+                let _ = writeln!(md, "- `{m}` (first fit): `{hp}`");
             }
-            let _ = writeln!(md, "- `{m}` (first fit): `{hp}`");
         }
-    }
-    let searched: Vec<&Record> = out
-        .records
-        .iter()
-        .filter(|r| {
-            r.hyperparameters
-                .get("search")
-                .and_then(|s| s.get("chosen"))
-                .is_some()
-        })
-        .collect();
-    if !searched.is_empty() {
-        let s = &plan.search;
-        let _ = writeln!(
+        let searched: Vec<&Record> = out
+            .records
+            .iter()
+            .filter(|r| {
+                r.hyperparameters
+                    .get("search")
+                    .and_then(|s| s.get("chosen"))
+                    .is_some()
+            })
+            .collect();
+        if !searched.is_empty() {
+            let s = &plan.search;
+            let _ = writeln!(
             md,
             "\n### Searched configurations\n\nMethod `{}` (R = {} units of 1/{} of the tuned phase's steps, eta = {}); each fit holds out {:.0} % of its own HF training samples for validation, chooses on them, then refits on all its training samples. The test set is not used.\n\n| model | N_L | N_H | seed | chosen | validation RMSE | evaluations | search s | test RMSE |\n|---|---|---|---|---|---|---|---|---|",
             s.method.name(), s.units, s.units, s.eta, 100.0 * s.validation
         );
-        for r in searched {
-            let x = &r.hyperparameters["search"];
-            let chosen = fmt_config(&x["chosen"]);
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {chosen} | {:.4e} | {} | {:.1} | {:.4e} |",
-                r.model,
-                r.n_lf,
-                r.n_hf,
-                r.seed,
-                x["validation_rmse"].as_f64().unwrap_or(f64::NAN),
-                x["evaluations"],
-                x["seconds"].as_f64().unwrap_or(f64::NAN),
-                r.rmse
-            );
+            for r in searched {
+                let x = &r.hyperparameters["search"];
+                let chosen = fmt_config(&x["chosen"]);
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {chosen} | {:.4e} | {} | {:.1} | {:.4e} |",
+                    r.model,
+                    r.n_lf,
+                    r.n_hf,
+                    r.seed,
+                    x["validation_rmse"].as_f64().unwrap_or(f64::NAN),
+                    x["evaluations"],
+                    x["seconds"].as_f64().unwrap_or(f64::NAN),
+                    r.rmse
+                );
+            }
         }
+        write_text(&dir.join("report.md"), &md)?;
+        Ok(vec!["report.md".into()])
     }
-    write_text(&dir.join("report.md"), &md)?;
-    files.push("report.md".into());
-    Ok(Written { files })
+}
+
+/// Every output of a protocol run, in the order they are written.
+pub fn write(dir: &Path, summary: &RunSummary) -> Result<Vec<String>> {
+    export_all(
+        summary,
+        dir,
+        &[&ResultsJson, &SplitsJson, &Figures, &Markdown],
+    )
 }

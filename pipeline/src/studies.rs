@@ -4,8 +4,9 @@
 //! Fig. 3 needs nothing of its own: it is a protocol over model labels (DMF variants and cell
 //! counts), see configs/burgers-fig3.toml.
 
-use crate::config::{GridAxis, RunConfig, SearchMethod};
-use crate::experiment::{run_records, search_and_fit, Choice, Data, FitJob, Record};
+use crate::config::{GridAxis, RunConfig, SearchConfig, SearchMethod};
+use crate::experiment::{Choice, Data, FitJob, JobLoop, Order, Record};
+use crate::export::{Exporter, HasRecords, ResultsJson};
 use crate::plots::{self, Series};
 use crate::tuning::{self, TimedTrial};
 use crate::util::{finite_mean_std, fmt_config, write_text};
@@ -24,13 +25,6 @@ pub struct Levels {
     pub hf: usize,
 }
 
-fn write_records(dir: &Path, records: &[Record]) -> Result<()> {
-    write_text(
-        &dir.join("results.json"),
-        &(serde_json::to_string_pretty(records)? + "\n"),
-    )
-}
-
 /// A grid point as `name=value, ...`.
 fn fmt_combo(c: &Config) -> String {
     fmt_config(&serde_json::to_value(c).expect("numbers serialise"))
@@ -46,9 +40,8 @@ pub fn sensitivity(
     levels: &Levels,
     (model, n_lf, n_hf, seeds, grid): (&str, usize, usize, &[u64], &[GridAxis]),
     budget: Budget,
-    dir: &Path,
     progress: &dyn Progress,
-) -> Result<Vec<String>> {
+) -> Result<Sensitivity> {
     let (kind, params) = cfg.model_spec(model)?;
     let data = Data::new(ds, levels.lf, levels.hf, cfg.protocol.n_test, n_lf, n_hf)?;
     let n_lf = if data.single { 0 } else { n_lf };
@@ -81,120 +74,179 @@ pub fn sensitivity(
             choice: Choice::Given(None),
         })
         .collect();
-    let records = run_records(
-        &ds.meta.problem,
-        &data,
-        &fits,
-        (budget, &cfg.search),
-        "sensitivity",
-        progress,
-    )?;
-    write_records(dir, &records)?;
-
-    let per_seed = seeds.len();
-    let stats: Vec<(f64, f64, usize)> = (0..combos.len())
-        .map(|c| {
-            let r: Vec<f64> = records[c * per_seed..(c + 1) * per_seed]
-                .iter()
-                .map(|r| r.rmse)
-                .collect();
-            let (m, s) = finite_mean_std(&r);
-            (m, s, r.iter().filter(|x| !x.is_finite()).count())
-        })
-        .collect();
-
-    // combos are ordered with the last axis fastest: index = ((i0 * n1) + i1) * n2 + i2.
-    let (n0, n1) = (grid[0].values.len(), grid[1].values.len());
-    let n2 = grid.get(2).map_or(1, |a| a.values.len());
-    let mut fields = BTreeMap::new();
-    for k in 0..n2 {
-        let f: Vec<f64> = (0..n0 * n1)
-            .map(|ij| stats[ij * n2 + k].0.log10())
-            .collect();
-        fields.insert((0, k), f);
+    let records = JobLoop {
+        problem: &ds.meta.problem,
+        data: &data,
+        budget,
+        search: &cfg.search,
+        order: Order::Parallel,
     }
-    let panels: Vec<String> = match grid.get(2) {
-        Some(a) => a
-            .values
-            .iter()
-            .map(|v| format!("{} = {v:.0e}", a.name))
-            .collect(),
-        None => vec![String::new()],
-    };
-    let log = |a: &GridAxis| a.values.iter().map(|v| v.log10()).collect::<Vec<_>>();
-    let (a0, a1) = (log(&grid[0]), log(&grid[1]));
-    let (l0, l1) = (
-        format!("log10 {}", grid[0].name),
-        format!("log10 {}", grid[1].name),
-    );
-    plots::field_grid(
-        &dir.join("sensitivity.png"),
-        &format!(
-            "{}: log10 test RMSE of {model}, N_L={n_lf}, N_H={n_hf}, mean over {per_seed} seeds",
-            ds.meta.problem
-        ),
-        &[String::new()],
-        &panels,
-        &fields,
-        (&a0, &a1),
-        (&l0, &l1),
-    )?;
+    .records(&fits, "sensitivity", progress)?;
+    Ok(Sensitivity {
+        problem: ds.meta.problem.clone(),
+        model: model.to_string(),
+        params,
+        n_lf,
+        n_hf,
+        seeds: seeds.to_vec(),
+        grid: grid.to_vec(),
+        combos,
+        n_test: data.test.len(),
+        records,
+    })
+}
 
-    let best = (0..combos.len())
-        .filter(|&c| stats[c].0.is_finite())
-        .min_by(|&a, &b| stats[a].0.total_cmp(&stats[b].0));
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# mfpipe study: sensitivity of `{model}` on `{}` (DMF Fig. 4)\n",
-        ds.meta.problem
-    );
-    let _ = writeln!(
+/// The result of a sensitivity study: every grid point's fits.
+pub struct Sensitivity {
+    pub problem: String,
+    pub model: String,
+    pub params: serde_json::Value,
+    pub n_lf: usize,
+    pub n_hf: usize,
+    pub seeds: Vec<u64>,
+    pub grid: Vec<GridAxis>,
+    /// The grid points, the last axis fastest; `records` holds each point's seeds in turn.
+    pub combos: Vec<Config>,
+    pub n_test: usize,
+    pub records: Vec<Record>,
+}
+
+impl HasRecords for Sensitivity {
+    fn records(&self) -> &[Record] {
+        &self.records
+    }
+}
+
+impl Sensitivity {
+    /// Per grid point: mean and std of the test RMSE over seeds, and the diverged count.
+    fn stats(&self) -> Vec<(f64, f64, usize)> {
+        let per_seed = self.seeds.len();
+        (0..self.combos.len())
+            .map(|c| {
+                let r: Vec<f64> = self.records[c * per_seed..(c + 1) * per_seed]
+                    .iter()
+                    .map(|r| r.rmse)
+                    .collect();
+                let (m, s) = finite_mean_std(&r);
+                (m, s, r.iter().filter(|x| !x.is_finite()).count())
+            })
+            .collect()
+    }
+}
+
+/// sensitivity.png: heat maps of log10 RMSE over the first two axes, a panel per third.
+pub struct SensitivityFigure;
+
+impl Exporter<Sensitivity> for SensitivityFigure {
+    fn export(&self, s: &Sensitivity, dir: &Path) -> Result<Vec<String>> {
+        let (grid, model, n_lf, n_hf) = (&s.grid, &s.model, s.n_lf, s.n_hf);
+        let per_seed = s.seeds.len();
+        let stats = s.stats();
+        // combos are ordered with the last axis fastest: index = ((i0 * n1) + i1) * n2 + i2.
+        let (n0, n1) = (grid[0].values.len(), grid[1].values.len());
+        let n2 = grid.get(2).map_or(1, |a| a.values.len());
+        let mut fields = BTreeMap::new();
+        for k in 0..n2 {
+            let f: Vec<f64> = (0..n0 * n1)
+                .map(|ij| stats[ij * n2 + k].0.log10())
+                .collect();
+            fields.insert((0, k), f);
+        }
+        let panels: Vec<String> = match grid.get(2) {
+            Some(a) => a
+                .values
+                .iter()
+                .map(|v| format!("{} = {v:.0e}", a.name))
+                .collect(),
+            None => vec![String::new()],
+        };
+        let log = |a: &GridAxis| a.values.iter().map(|v| v.log10()).collect::<Vec<_>>();
+        let (a0, a1) = (log(&grid[0]), log(&grid[1]));
+        let (l0, l1) = (
+            format!("log10 {}", grid[0].name),
+            format!("log10 {}", grid[1].name),
+        );
+        plots::field_grid(
+            &dir.join("sensitivity.png"),
+            &format!(
+            "{}: log10 test RMSE of {model}, N_L={n_lf}, N_H={n_hf}, mean over {per_seed} seeds",
+            s.problem
+        ),
+            &[String::new()],
+            &panels,
+            &fields,
+            (&a0, &a1),
+            (&l0, &l1),
+        )?;
+
+        Ok(vec!["sensitivity.png".into()])
+    }
+}
+
+/// report.md of a sensitivity study.
+pub struct SensitivityMarkdown;
+
+impl Exporter<Sensitivity> for SensitivityMarkdown {
+    fn export(&self, s: &Sensitivity, dir: &Path) -> Result<Vec<String>> {
+        let (grid, model, n_lf, n_hf, seeds, params) =
+            (&s.grid, &s.model, s.n_lf, s.n_hf, &s.seeds, &s.params);
+        let (combos, per_seed, stats) = (&s.combos, s.seeds.len(), s.stats());
+        let best = (0..combos.len())
+            .filter(|&c| stats[c].0.is_finite())
+            .min_by(|&a, &b| stats[a].0.total_cmp(&stats[b].0));
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# mfpipe study: sensitivity of `{model}` on `{}` (DMF Fig. 4)\n",
+            s.problem
+        );
+        let _ = writeln!(
         md,
         "Every combination of {} is fitted with that fixed configuration (no search), N_L = {n_lf}, N_H = {n_hf}, seeds {seeds:?}, and scored on the {} held-out HF test samples. Other hyperparameters: `{params}`.\n",
         grid.iter().map(|a| format!("{} in {:?}", a.name, a.values)).collect::<Vec<_>>().join(", "),
-        data.test.len()
+        s.n_test
     );
-    let _ = writeln!(md, "![sensitivity](sensitivity.png)\n");
-    let names: Vec<&str> = grid.iter().map(|a| a.name.as_str()).collect();
-    let _ = writeln!(
-        md,
-        "| {} | test RMSE (mean ± std over seeds) | diverged |\n|{}---|---|",
-        names.join(" | "),
-        "---|".repeat(names.len())
-    );
-    for (c, combo) in combos.iter().enumerate() {
-        let vals: Vec<String> = names.iter().map(|n| format!("{:.0e}", combo[*n])).collect();
-        let mark = if Some(c) == best { " **best**" } else { "" };
+        let _ = writeln!(md, "![sensitivity](sensitivity.png)\n");
+        let names: Vec<&str> = grid.iter().map(|a| a.name.as_str()).collect();
         let _ = writeln!(
             md,
-            "| {} | {:.4e} ± {:.1e}{mark} | {} of {per_seed} |",
-            vals.join(" | "),
-            stats[c].0,
-            stats[c].1,
-            stats[c].2
+            "| {} | test RMSE (mean ± std over seeds) | diverged |\n|{}---|---|",
+            names.join(" | "),
+            "---|".repeat(names.len())
         );
+        for (c, combo) in combos.iter().enumerate() {
+            let vals: Vec<String> = names.iter().map(|n| format!("{:.0e}", combo[*n])).collect();
+            let mark = if Some(c) == best { " **best**" } else { "" };
+            let _ = writeln!(
+                md,
+                "| {} | {:.4e} ± {:.1e}{mark} | {} of {per_seed} |",
+                vals.join(" | "),
+                stats[c].0,
+                stats[c].1,
+                stats[c].2
+            );
+        }
+        if let Some(b) = best {
+            let (worst, _) = stats
+                .iter()
+                .filter(|s| s.0.is_finite())
+                .fold((0.0f64, 0.0), |a, s| if s.0 > a.0 { (s.0, s.1) } else { a });
+            let _ = writeln!(
+                md,
+                "\nBest: {} ({:.4e}); worst finite: {worst:.4e}, {:.1}x the best.",
+                fmt_combo(&combos[b]),
+                stats[b].0,
+                worst / stats[b].0
+            );
+        }
+        write_text(&dir.join("report.md"), &md)?;
+        Ok(vec!["report.md".into()])
     }
-    if let Some(b) = best {
-        let (worst, _) = stats
-            .iter()
-            .filter(|s| s.0.is_finite())
-            .fold((0.0f64, 0.0), |a, s| if s.0 > a.0 { (s.0, s.1) } else { a });
-        let _ = writeln!(
-            md,
-            "\nBest: {} ({:.4e}); worst finite: {worst:.4e}, {:.1}x the best.",
-            fmt_combo(&combos[b]),
-            stats[b].0,
-            worst / stats[b].0
-        );
-    }
-    write_text(&dir.join("report.md"), &md)?;
-    Ok(vec![
-        "results.json".into(),
-        "sensitivity.png".into(),
-        "report.md".into(),
-    ])
 }
+
+/// Every output of a sensitivity study.
+pub const SENSITIVITY_EXPORTERS: [&dyn Exporter<Sensitivity>; 3] =
+    [&ResultsJson, &SensitivityFigure, &SensitivityMarkdown];
 
 /// DMF Fig. 5: each search method on the same fit (same training set, validation split and
 /// seed), run one after the other so that their wall times are comparable. Each method's
@@ -206,99 +258,144 @@ pub fn searchers(
     levels: &Levels,
     (model, n_lf, n_hf, seed, methods): (&str, usize, usize, u64, &[SearchMethod]),
     budget: Budget,
-    dir: &Path,
     progress: &dyn Progress,
-) -> Result<Vec<String>> {
+) -> Result<Searchers> {
     let (kind, params) = cfg.model_spec(model)?;
     let data = Data::new(ds, levels.lf, levels.hf, cfg.protocol.n_test, n_lf, n_hf)?;
     let n_lf = if data.single { 0 } else { n_lf };
-    let train = data.train_set(n_lf, n_hf, seed)?;
     let space = cfg
         .search
         .space_for(model, &kind)
         .context("no search.space for the study's model")?;
-    let dims = &space.dims;
-    progress.start("searchers", methods.len() as u64);
-    let mut rows = Vec::new();
-    let mut series = Vec::new();
-    let mut records = Vec::new();
-    for &method in methods {
-        let (fit, trials) = search_and_fit(
-            &kind,
-            &params,
-            &space,
-            &cfg.search,
-            method,
-            &train,
+    let jobs: Vec<FitJob> = methods
+        .iter()
+        .map(|&method| FitJob {
+            label: format!("{model} ({})", method.name()),
+            kind: kind.clone(),
+            params: params.clone(),
+            n_lf,
+            n_hf,
             seed,
-            budget,
-            data.x_test.view(),
-        )
-        .with_context(|| format!("{} search", method.name()))?;
-        let rec = Record::new(
-            &ds.meta.problem,
-            &format!("{model} ({})", method.name()),
-            (n_lf, n_hf, seed),
-            &fit,
-            data.y_test.view(),
-        );
-        series.push(best_so_far(method.name(), &trials));
-        rows.push((
-            method,
-            rec.hyperparameters["search"].clone(),
-            rec.rmse,
-            rec.fit_seconds,
-        ));
-        records.push(rec);
-        progress.advance(1);
+            choice: Choice::Search(space.clone(), method),
+        })
+        .collect();
+    progress.start("searchers", jobs.len() as u64);
+    let results = JobLoop {
+        problem: &ds.meta.problem,
+        data: &data,
+        budget,
+        search: &cfg.search,
+        order: Order::OneAtATime,
     }
+    .run(&jobs, progress)?;
     progress.finish();
-    write_records(dir, &records)?;
-    plots::curves(
-        &dir.join("searchers.png"),
-        &format!(
-            "{}: {model}, best validation RMSE so far vs wall time (N_L={n_lf}, N_H={n_hf}, seed {seed})",
-            ds.meta.problem
-        ),
-        "wall seconds since the search started",
-        "best validation RMSE so far",
-        &series,
-        plots::XAxis::Log,
-    )?;
-    let s = &cfg.search;
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# mfpipe study: search methods for `{model}` on `{}` (DMF Fig. 5)\n",
-        ds.meta.problem
-    );
-    let _ = writeln!(
-        md,
-        "One fit (N_L = {n_lf}, N_H = {n_hf}, seed {seed}); {:.0} % of its HF training samples are held out for validation. Budgets are in units of 1/{} of the tuned phase's steps (R = {} units, eta = {}); random search, median pruning and successive halving draw {} configurations, grid search takes the product of the `grid` values. Space: {}. Each method's choice is refitted on all training samples and scored on the {} held-out HF test samples; the methods ran one after another on this machine.\n",
-        100.0 * s.validation, s.units, s.units, s.eta, s.trials,
-        dims.iter().map(|d| format!("{} in [{:.0e}, {:.0e}]{}", d.name, d.lower, d.upper, if d.log { " (log)" } else { "" })).collect::<Vec<_>>().join(", "),
-        data.test.len()
-    );
-    let _ = writeln!(md, "![search methods](searchers.png)\n");
-    let _ = writeln!(md, "| method | evaluations | budget (units) | search + refit s | chosen | validation RMSE | test RMSE |\n|---|---|---|---|---|---|---|");
-    for (method, summary, rmse, secs) in &rows {
-        let chosen = fmt_config(&summary["chosen"]);
+    let (records, trials) = results.into_iter().map(|r| (r.record, r.trials)).unzip();
+    Ok(Searchers {
+        problem: ds.meta.problem.clone(),
+        model: model.to_string(),
+        n_lf,
+        n_hf,
+        seed,
+        methods: methods.to_vec(),
+        search: cfg.search.clone(),
+        space,
+        n_test: data.test.len(),
+        records,
+        trials,
+    })
+}
+
+/// The result of a searchers study: per method its record and its search's timed trials.
+pub struct Searchers {
+    pub problem: String,
+    pub model: String,
+    pub n_lf: usize,
+    pub n_hf: usize,
+    pub seed: u64,
+    pub methods: Vec<SearchMethod>,
+    pub search: SearchConfig,
+    pub space: Space,
+    pub n_test: usize,
+    pub records: Vec<Record>,
+    pub trials: Vec<Vec<TimedTrial>>,
+}
+
+impl HasRecords for Searchers {
+    fn records(&self) -> &[Record] {
+        &self.records
+    }
+}
+
+/// searchers.png: best validation RMSE so far against wall time, one curve per method.
+pub struct SearchersFigure;
+
+impl Exporter<Searchers> for SearchersFigure {
+    fn export(&self, s: &Searchers, dir: &Path) -> Result<Vec<String>> {
+        let series: Vec<Series> = s
+            .methods
+            .iter()
+            .zip(&s.trials)
+            .map(|(m, t)| best_so_far(m.name(), t))
+            .collect();
+        plots::curves(
+            &dir.join("searchers.png"),
+            &format!(
+                "{}: {}, best validation RMSE so far vs wall time (N_L={}, N_H={}, seed {})",
+                s.problem, s.model, s.n_lf, s.n_hf, s.seed
+            ),
+            "wall seconds since the search started",
+            "best validation RMSE so far",
+            &series,
+            plots::XAxis::Log,
+        )?;
+        Ok(vec!["searchers.png".into()])
+    }
+}
+
+/// report.md of a searchers study.
+pub struct SearchersMarkdown;
+
+impl Exporter<Searchers> for SearchersMarkdown {
+    fn export(&self, s: &Searchers, dir: &Path) -> Result<Vec<String>> {
+        let (model, n_lf, n_hf, seed) = (&s.model, s.n_lf, s.n_hf, s.seed);
+        let (dims, c) = (&s.space.dims, &s.search);
+        let mut md = String::new();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {secs:.1} | {chosen} | {:.4e} | {rmse:.4e} |",
-            method.name(),
-            summary["evaluations"],
-            summary["budget_units"],
-            summary["validation_rmse"].as_f64().unwrap_or(f64::NAN),
+            "# mfpipe study: search methods for `{model}` on `{}` (DMF Fig. 5)\n",
+            s.problem
         );
+        let _ = writeln!(
+            md,
+            "One fit (N_L = {n_lf}, N_H = {n_hf}, seed {seed}); {:.0} % of its HF training samples are held out for validation. Budgets are in units of 1/{} of the tuned phase's steps (R = {} units, eta = {}); random search, median pruning and successive halving draw {} configurations, grid search takes the product of the `grid` values. Space: {}. Each method's choice is refitted on all training samples and scored on the {} held-out HF test samples; the methods ran one after another on this machine.\n",
+            100.0 * c.validation, c.units, c.units, c.eta, c.trials,
+            dims.iter().map(|d| format!("{} in [{:.0e}, {:.0e}]{}", d.name, d.lower, d.upper, if d.log { " (log)" } else { "" })).collect::<Vec<_>>().join(", "),
+            s.n_test
+        );
+        let _ = writeln!(md, "![search methods](searchers.png)\n");
+        let _ = writeln!(md, "| method | evaluations | budget (units) | search + refit s | chosen | validation RMSE | test RMSE |\n|---|---|---|---|---|---|---|");
+        for (method, rec) in s.methods.iter().zip(&s.records) {
+            let summary = &rec.hyperparameters["search"];
+            let chosen = fmt_config(&summary["chosen"]);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {chosen} | {:.4e} | {:.4e} |",
+                method.name(),
+                summary["evaluations"],
+                summary["budget_units"],
+                rec.fit_seconds,
+                summary["validation_rmse"].as_f64().unwrap_or(f64::NAN),
+                rec.rmse,
+            );
+        }
+        write_text(&dir.join("report.md"), &md)?;
+        Ok(vec!["report.md".into()])
     }
-    write_text(&dir.join("report.md"), &md)?;
-    Ok(vec![
-        "results.json".into(),
-        "searchers.png".into(),
-        "report.md".into(),
-    ])
 }
+
+/// Every output of a searchers study.
+pub const SEARCHERS_EXPORTERS: [&dyn Exporter<Searchers>; 3] =
+    [&ResultsJson, &SearchersFigure, &SearchersMarkdown];
 
 /// The running minimum of the finite validation scores against the time each was known.
 fn best_so_far(label: &str, trials: &[TimedTrial]) -> Series {

@@ -14,7 +14,8 @@
 //! on the same dataset, or with the same `--costs`, reproduces every number bit for bit.
 
 use crate::config::{RunConfig, TradeoffConfig};
-use crate::experiment::{run_records, Choice, Data, FitJob};
+use crate::experiment::{Choice, Data, FitJob, JobLoop, Order, Record};
+use crate::export::{Exporter, HasRecords, ResultsJson};
 use crate::plots::{self, Series};
 use crate::util::{finite_mean_std, write_text};
 use anyhow::{bail, Result};
@@ -193,21 +194,36 @@ pub fn recorded_cost(ds: &Dataset, level: usize) -> Option<f64> {
         .map(|(_, v)| *v)
 }
 
+/// The result of a trade-off study. Serialised as tradeoff.json (the fields not skipped).
 #[derive(Serialize)]
-struct Summary<'a> {
-    problem: &'a str,
-    lf_level: usize,
-    hf_level: usize,
-    cost_lf_s: f64,
-    cost_hf_s: f64,
-    costs_from: &'a str,
-    ladder: &'a [Rung],
-    budgets_s: &'a [f64],
-    points: &'a [Point],
-    recommendation: &'a [&'a Point],
+pub struct Tradeoff {
+    pub problem: String,
+    pub lf_level: usize,
+    pub hf_level: usize,
+    pub cost_lf_s: f64,
+    pub cost_hf_s: f64,
+    pub costs_from: String,
+    pub ladder: Vec<Rung>,
+    pub budgets_s: Vec<f64>,
+    pub points: Vec<Point>,
+    /// Per budget, the point with the smallest mean test RMSE.
+    pub recommendation: Vec<Point>,
+    /// The study's settings (models, baseline, shares, seeds, ladder size).
+    #[serde(skip)]
+    pub settings: TradeoffConfig,
+    #[serde(skip)]
+    pub n_test: usize,
+    #[serde(skip)]
+    pub records: Vec<Record>,
 }
 
-/// Fit every split and write tradeoff.json, report.md and the plots.
+impl HasRecords for Tradeoff {
+    fn records(&self) -> &[Record] {
+        &self.records
+    }
+}
+
+/// Fit every split of every budget; the study's summary.
 #[allow(clippy::too_many_arguments)]
 pub fn study(
     ds: &Dataset,
@@ -218,9 +234,8 @@ pub fn study(
     (c_lf, c_hf, costs_from): (f64, f64, &str),
     budgets: &[f64],
     budget: Budget,
-    dir: &Path,
     progress: &dyn Progress,
-) -> Result<Vec<String>> {
+) -> Result<Tradeoff> {
     let plan = splits(budgets, &t.hf_shares, c_lf, c_hf);
     if plan.is_empty() {
         bail!("no budget buys 2 HF samples (c_H = {c_hf:.3e} s); raise the budgets");
@@ -256,14 +271,14 @@ pub fn study(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let recs = run_records(
-        &ds.meta.problem,
-        &data,
-        &fits,
-        (budget, &cfg.search),
-        "budgeted fits",
-        progress,
-    )?;
+    let recs = JobLoop {
+        problem: &ds.meta.problem,
+        data: &data,
+        budget,
+        search: &cfg.search,
+        order: Order::Parallel,
+    }
+    .records(&fits, "budgeted fits", progress)?;
     let per = t.seeds.len();
     let mut points: Vec<Point> = recs
         .chunks(per)
@@ -288,181 +303,213 @@ pub fn study(
         })
         .collect();
     mark_pareto(&mut points);
-    let recommendation: Vec<&Point> = budgets
+    let recommendation: Vec<Point> = budgets
         .iter()
         .filter_map(|b| {
             points
                 .iter()
                 .filter(|p| p.budget_s == *b && p.rmse_mean.is_finite())
                 .min_by(|a, c| a.rmse_mean.total_cmp(&c.rmse_mean))
+                .cloned()
         })
         .collect();
 
-    let summary = Summary {
-        problem: &ds.meta.problem,
+    Ok(Tradeoff {
+        problem: ds.meta.problem.clone(),
         lf_level,
         hf_level,
         cost_lf_s: c_lf,
         cost_hf_s: c_hf,
-        costs_from,
-        ladder: rungs,
-        budgets_s: budgets,
-        points: &points,
-        recommendation: &recommendation,
-    };
-    write_text(
-        &dir.join("tradeoff.json"),
-        &(serde_json::to_string_pretty(&summary)? + "\n"),
-    )?;
-    write_text(
-        &dir.join("results.json"),
-        &(serde_json::to_string_pretty(&recs)? + "\n"),
-    )?;
-
-    // Ladder plot: error vs cost per level (the reference level has no error of its own).
-    let ladder_pts: Vec<(f64, f64, f64, f64)> = rungs
-        .iter()
-        .filter(|r| r.error_rmse > 0.0 && r.error_rmse.is_finite())
-        .map(|r| (r.cost_median_s, r.error_rmse, r.error_rmse, r.error_rmse))
-        .collect();
-    plots::curves(
-        &dir.join("ladder.png"),
-        &format!(
-            "{}: error against level {} vs cost per sample, one point per level",
-            ds.meta.problem,
-            rungs.last().map_or(0, |r| r.level)
-        ),
-        "median CPU seconds per sample",
-        "RMSE against the finest level",
-        &[Series {
-            label: "levels (cheapest left)".into(),
-            points: ladder_pts,
-        }],
-        plots::XAxis::Log,
-    )?;
-    // Budget plot: per model the best split at each budget, HF only, and the Pareto front.
-    let mut series: Vec<Series> = Vec::new();
-    let mut labels: Vec<String> = t.models.clone();
-    labels.push(t.baseline.clone());
-    for m in &labels {
-        let pts: Vec<(f64, f64, f64, f64)> = budgets
-            .iter()
-            .filter_map(|b| {
-                points
-                    .iter()
-                    .filter(|p| &p.model == m && p.budget_s == *b && p.rmse_mean.is_finite())
-                    .min_by(|a, c| a.rmse_mean.total_cmp(&c.rmse_mean))
-                    .map(|p| {
-                        let f: Vec<f64> =
-                            p.rmse.iter().copied().filter(|x| x.is_finite()).collect();
-                        let lo = f.iter().cloned().fold(f64::INFINITY, f64::min);
-                        let hi = f.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                        (*b, p.rmse_mean, lo, hi)
-                    })
-            })
-            .collect();
-        if !pts.is_empty() {
-            let label = if *m == t.baseline {
-                format!("{m} (HF only)")
-            } else {
-                format!("{m} (best split)")
-            };
-            series.push(Series { label, points: pts });
-        }
-    }
-    let mut front: Vec<(f64, f64, f64, f64)> = points
-        .iter()
-        .filter(|p| p.pareto)
-        .map(|p| (p.cost_s, p.rmse_mean, p.rmse_mean, p.rmse_mean))
-        .collect();
-    front.sort_by(|a, b| a.0.total_cmp(&b.0));
-    series.push(Series {
-        label: "Pareto front (cost actually spent)".into(),
-        points: front,
-    });
-    plots::curves(
-        &dir.join("budget.png"),
-        &format!(
-            "{}: test RMSE vs CPU budget (mean, min-max over {} seeds)",
-            ds.meta.problem,
-            t.seeds.len()
-        ),
-        "CPU seconds of training data (N_L c_L + N_H c_H)",
-        "test RMSE",
-        &series,
-        plots::XAxis::Log,
-    )?;
-
-    let mut md = String::new();
-    let _ = writeln!(md, "# mfpipe trade-off study: `{}`\n", ds.meta.problem);
-    let _ = writeln!(md, "## Fidelity ladder\n\nEvery level solved on the same {} inputs (Sobol); error = RMSE against level {} over all samples and output points; order = log2 of the error ratio of successive levels. These numbers are stored in the dataset as `ladder_*` attributes of each level it holds.\n", t.ladder_samples, rungs.last().map_or(0, |r| r.level));
-    let _ = writeln!(md, "| level | name | median s/sample | min | max | error vs reference | observed order | failure rate |\n|---|---|---|---|---|---|---|---|");
-    for r in rungs {
-        let order = if r.order.is_finite() {
-            format!("{:.2}", r.order)
-        } else {
-            "-".into()
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {} | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {order} | {:.2} |",
-            r.level,
-            r.name,
-            r.cost_median_s,
-            r.cost_min_s,
-            r.cost_max_s,
-            r.error_rmse,
-            r.failure_rate
-        );
-    }
-    let _ = writeln!(md, "\n![ladder](ladder.png)\n");
-    let _ = writeln!(md, "## Budgeted fusion\n\nLF = level {lf_level}, HF = level {hf_level}; costs c_L = {c_lf:.3e} s and c_H = {c_hf:.3e} s per sample ({costs_from}). For each budget B the fusion models ({}) are fitted on N_H = floor(share B / c_H) HF and N_L = floor((B - N_H c_H) / c_L) LF samples for shares {:?}, and `{}` on N_H = floor(B / c_H) HF samples alone; seeds {:?}; test set {} held-out HF samples. Configured hyperparameters, no search.\n", t.models.join(", "), t.hf_shares, t.baseline, t.seeds, data.test.len());
-    let _ = writeln!(md, "| budget s | model | HF share | N_L | N_H | cost s | test RMSE (mean ± std) | Pareto |\n|---|---|---|---|---|---|---|---|");
-    for p in &points {
-        let _ = writeln!(
-            md,
-            "| {:.3e} | {} | {:.2} | {} | {} | {:.3e} | {:.4e} ± {:.1e} | {} |",
-            p.budget_s,
-            p.model,
-            p.hf_share,
-            p.n_lf,
-            p.n_hf,
-            p.cost_s,
-            p.rmse_mean,
-            p.rmse_std,
-            if p.pareto { "yes" } else { "" }
-        );
-    }
-    let _ = writeln!(md, "\n![budget](budget.png)\n\n## Recommendation\n\n| budget s | spend it on | test RMSE | HF only at the same budget | gain |\n|---|---|---|---|---|");
-    for r in &recommendation {
-        let hf_only = points
-            .iter()
-            .find(|p| p.budget_s == r.budget_s && p.n_lf == 0)
-            .map(|p| p.rmse_mean);
-        let (hf, gain) = match hf_only {
-            Some(h) => (format!("{h:.4e}"), format!("{:.2}x", h / r.rmse_mean)),
-            None => ("-".into(), "-".into()),
-        };
-        let what = if r.n_lf == 0 {
-            format!("{} HF samples only ({})", r.n_hf, r.model)
-        } else {
-            format!("{} LF + {} HF samples, {}", r.n_lf, r.n_hf, r.model)
-        };
-        let _ = writeln!(
-            md,
-            "| {:.3e} | {what} | {:.4e} ± {:.1e} | {hf} | {gain} |",
-            r.budget_s, r.rmse_mean, r.rmse_std
-        );
-    }
-    write_text(&dir.join("report.md"), &md)?;
-    Ok(vec![
-        "tradeoff.json".into(),
-        "results.json".into(),
-        "ladder.png".into(),
-        "budget.png".into(),
-        "report.md".into(),
-    ])
+        costs_from: costs_from.to_string(),
+        ladder: rungs.to_vec(),
+        budgets_s: budgets.to_vec(),
+        points,
+        recommendation,
+        settings: t.clone(),
+        n_test: data.test.len(),
+        records: recs,
+    })
 }
+
+/// tradeoff.json: the ladder, every point, the Pareto front and the recommendation.
+pub struct TradeoffJson;
+
+impl Exporter<Tradeoff> for TradeoffJson {
+    fn export(&self, s: &Tradeoff, dir: &Path) -> Result<Vec<String>> {
+        write_text(
+            &dir.join("tradeoff.json"),
+            &(serde_json::to_string_pretty(s)? + "\n"),
+        )?;
+        Ok(vec!["tradeoff.json".into()])
+    }
+}
+
+/// ladder.png (error vs cost per level) and budget.png (RMSE vs budget, Pareto front).
+pub struct TradeoffFigures;
+
+impl Exporter<Tradeoff> for TradeoffFigures {
+    fn export(&self, s: &Tradeoff, dir: &Path) -> Result<Vec<String>> {
+        let (rungs, t, budgets, points) = (&s.ladder, &s.settings, &s.budgets_s, &s.points);
+        // Ladder plot: error vs cost per level (the reference level has no error of its own).
+        let ladder_pts: Vec<(f64, f64, f64, f64)> = rungs
+            .iter()
+            .filter(|r| r.error_rmse > 0.0 && r.error_rmse.is_finite())
+            .map(|r| (r.cost_median_s, r.error_rmse, r.error_rmse, r.error_rmse))
+            .collect();
+        plots::curves(
+            &dir.join("ladder.png"),
+            &format!(
+                "{}: error against level {} vs cost per sample, one point per level",
+                s.problem,
+                rungs.last().map_or(0, |r| r.level)
+            ),
+            "median CPU seconds per sample",
+            "RMSE against the finest level",
+            &[Series {
+                label: "levels (cheapest left)".into(),
+                points: ladder_pts,
+            }],
+            plots::XAxis::Log,
+        )?;
+        // Budget plot: per model the best split at each budget, HF only, and the Pareto front.
+        let mut series: Vec<Series> = Vec::new();
+        let mut labels: Vec<String> = t.models.clone();
+        labels.push(t.baseline.clone());
+        for m in &labels {
+            let pts: Vec<(f64, f64, f64, f64)> = budgets
+                .iter()
+                .filter_map(|b| {
+                    points
+                        .iter()
+                        .filter(|p| &p.model == m && p.budget_s == *b && p.rmse_mean.is_finite())
+                        .min_by(|a, c| a.rmse_mean.total_cmp(&c.rmse_mean))
+                        .map(|p| {
+                            let f: Vec<f64> =
+                                p.rmse.iter().copied().filter(|x| x.is_finite()).collect();
+                            let lo = f.iter().cloned().fold(f64::INFINITY, f64::min);
+                            let hi = f.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                            (*b, p.rmse_mean, lo, hi)
+                        })
+                })
+                .collect();
+            if !pts.is_empty() {
+                let label = if *m == t.baseline {
+                    format!("{m} (HF only)")
+                } else {
+                    format!("{m} (best split)")
+                };
+                series.push(Series { label, points: pts });
+            }
+        }
+        let mut front: Vec<(f64, f64, f64, f64)> = points
+            .iter()
+            .filter(|p| p.pareto)
+            .map(|p| (p.cost_s, p.rmse_mean, p.rmse_mean, p.rmse_mean))
+            .collect();
+        front.sort_by(|a, b| a.0.total_cmp(&b.0));
+        series.push(Series {
+            label: "Pareto front (cost actually spent)".into(),
+            points: front,
+        });
+        plots::curves(
+            &dir.join("budget.png"),
+            &format!(
+                "{}: test RMSE vs CPU budget (mean, min-max over {} seeds)",
+                s.problem,
+                t.seeds.len()
+            ),
+            "CPU seconds of training data (N_L c_L + N_H c_H)",
+            "test RMSE",
+            &series,
+            plots::XAxis::Log,
+        )?;
+
+        Ok(vec!["ladder.png".into(), "budget.png".into()])
+    }
+}
+
+/// report.md of a trade-off study.
+pub struct TradeoffMarkdown;
+
+impl Exporter<Tradeoff> for TradeoffMarkdown {
+    fn export(&self, s: &Tradeoff, dir: &Path) -> Result<Vec<String>> {
+        let (rungs, t, points, recommendation) =
+            (&s.ladder, &s.settings, &s.points, &s.recommendation);
+        let (lf_level, hf_level, c_lf, c_hf) = (s.lf_level, s.hf_level, s.cost_lf_s, s.cost_hf_s);
+        let costs_from = &s.costs_from;
+        let mut md = String::new();
+        let _ = writeln!(md, "# mfpipe trade-off study: `{}`\n", s.problem);
+        let _ = writeln!(md, "## Fidelity ladder\n\nEvery level solved on the same {} inputs (Sobol); error = RMSE against level {} over all samples and output points; order = log2 of the error ratio of successive levels. These numbers are stored in the dataset as `ladder_*` attributes of each level it holds.\n", t.ladder_samples, rungs.last().map_or(0, |r| r.level));
+        let _ = writeln!(md, "| level | name | median s/sample | min | max | error vs reference | observed order | failure rate |\n|---|---|---|---|---|---|---|---|");
+        for r in rungs {
+            let order = if r.order.is_finite() {
+                format!("{:.2}", r.order)
+            } else {
+                "-".into()
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3e} | {:.3e} | {:.3e} | {:.3e} | {order} | {:.2} |",
+                r.level,
+                r.name,
+                r.cost_median_s,
+                r.cost_min_s,
+                r.cost_max_s,
+                r.error_rmse,
+                r.failure_rate
+            );
+        }
+        let _ = writeln!(md, "\n![ladder](ladder.png)\n");
+        let _ = writeln!(md, "## Budgeted fusion\n\nLF = level {lf_level}, HF = level {hf_level}; costs c_L = {c_lf:.3e} s and c_H = {c_hf:.3e} s per sample ({costs_from}). For each budget B the fusion models ({}) are fitted on N_H = floor(share B / c_H) HF and N_L = floor((B - N_H c_H) / c_L) LF samples for shares {:?}, and `{}` on N_H = floor(B / c_H) HF samples alone; seeds {:?}; test set {} held-out HF samples. Configured hyperparameters, no search.\n", t.models.join(", "), t.hf_shares, t.baseline, t.seeds, s.n_test);
+        let _ = writeln!(md, "| budget s | model | HF share | N_L | N_H | cost s | test RMSE (mean ± std) | Pareto |\n|---|---|---|---|---|---|---|---|");
+        for p in points.iter() {
+            let _ = writeln!(
+                md,
+                "| {:.3e} | {} | {:.2} | {} | {} | {:.3e} | {:.4e} ± {:.1e} | {} |",
+                p.budget_s,
+                p.model,
+                p.hf_share,
+                p.n_lf,
+                p.n_hf,
+                p.cost_s,
+                p.rmse_mean,
+                p.rmse_std,
+                if p.pareto { "yes" } else { "" }
+            );
+        }
+        let _ = writeln!(md, "\n![budget](budget.png)\n\n## Recommendation\n\n| budget s | spend it on | test RMSE | HF only at the same budget | gain |\n|---|---|---|---|---|");
+        for r in recommendation.iter() {
+            let hf_only = points
+                .iter()
+                .find(|p| p.budget_s == r.budget_s && p.n_lf == 0)
+                .map(|p| p.rmse_mean);
+            let (hf, gain) = match hf_only {
+                Some(h) => (format!("{h:.4e}"), format!("{:.2}x", h / r.rmse_mean)),
+                None => ("-".into(), "-".into()),
+            };
+            let what = if r.n_lf == 0 {
+                format!("{} HF samples only ({})", r.n_hf, r.model)
+            } else {
+                format!("{} LF + {} HF samples, {}", r.n_lf, r.n_hf, r.model)
+            };
+            let _ = writeln!(
+                md,
+                "| {:.3e} | {what} | {:.4e} ± {:.1e} | {hf} | {gain} |",
+                r.budget_s, r.rmse_mean, r.rmse_std
+            );
+        }
+        write_text(&dir.join("report.md"), &md)?;
+        Ok(vec!["report.md".into()])
+    }
+}
+
+/// Every output of a trade-off study.
+pub const EXPORTERS: [&dyn Exporter<Tradeoff>; 4] = [
+    &TradeoffJson,
+    &ResultsJson,
+    &TradeoffFigures,
+    &TradeoffMarkdown,
+];
 
 /// Write the dataset with its ladder attributes (atomic, like every write).
 pub fn store(path: &Path, ds: &mut Dataset, rungs: &[Rung]) -> Result<()> {

@@ -108,8 +108,8 @@ fn solve_defaults_missing_inputs_to_the_centre() {
 #[test]
 fn bad_solver_input_is_one_line() {
     fails_with(
-        &["solve", "heat", "--set", "nu=0.01"],
-        "unknown problem \"heat\"",
+        &["solve", "wave", "--set", "nu=0.01"],
+        "unknown problem \"wave\"",
     );
     fails_with(&["solve", "burgers", "--set", "mu=0.01"], "no input \"mu\"");
     fails_with(
