@@ -5,6 +5,8 @@
 //! level and return values on the problem's common grid.
 
 pub mod burgers;
+pub mod heat;
+pub mod plasmonic;
 pub mod poisson;
 pub mod registry;
 pub mod synthetic;
@@ -150,6 +152,13 @@ pub trait Simulator: Send + Sync {
     /// after another).
     fn solve_batch(&self, batch: &[Sample]) -> Batch {
         Batch::from_timed(batch.par_iter().map(|s| timed_solve(self, s)).collect())
+    }
+
+    /// The first level whose single solve takes more than a few CPU-seconds (default: none,
+    /// the number of levels). The conformance tests and `pipeline bench` without `--levels`
+    /// stop below it; every level stays available to every command.
+    fn heavy_from(&self) -> usize {
+        self.spec().fidelities.len()
     }
 
     /// Solve `x` at `level` as sample of a run seeded 0 (for one-off solves and tests).

@@ -8,6 +8,9 @@ pub fn all() -> Vec<Box<dyn Simulator>> {
     vec![
         Box::new(crate::burgers::BurgersFem::new()),
         Box::new(crate::poisson::Poisson::new()),
+        Box::new(crate::heat::Heat::new()),
+        Box::new(crate::plasmonic::Plasmonic::new()),
+        Box::new(crate::plasmonic::Plasmonic::spectrum()),
         Box::new(Synthetic::new(Function::Borehole)),
         Box::new(Synthetic::new(Function::Currin)),
         Box::new(Synthetic::new(Function::Park)),
