@@ -312,12 +312,15 @@ pub fn scatter(
     if panels.is_empty() {
         return Ok(());
     }
-    let n = panels.len() as u32;
-    let root = BitMapBackend::new(path, (420 * n, 470)).into_drawing_area();
+    // At most four panels a row, so seven models still read on a slide.
+    let cols = panels.len().min(4);
+    let rows = panels.len().div_ceil(cols);
+    let root =
+        BitMapBackend::new(path, (420 * cols as u32, 40 + 430 * rows as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, rest) = root.split_vertically(40);
     top.titled(title, ("sans-serif", 20)).map_err(err)?;
-    let areas = rest.split_evenly((1, panels.len()));
+    let areas = rest.split_evenly((rows, cols));
     for (k, (label, r2, truth, pred)) in panels.iter().enumerate() {
         let lo = truth
             .iter()
@@ -351,6 +354,8 @@ pub fn scatter(
             .map_err(err)?;
         // At most ~4000 points, evenly strided so the picture is deterministic.
         let stride = (truth.len() / 4000).max(1);
+        // Few points (scalar outputs) are drawn large enough to see.
+        let radius = if truth.len() <= 1000 { 3 } else { 1 };
         let c = color(k);
         chart
             .draw_series(
@@ -358,7 +363,7 @@ pub fn scatter(
                     .iter()
                     .zip(pred)
                     .step_by(stride)
-                    .map(|(&t, &p)| Circle::new((t, p), 1, c.mix(0.5).filled())),
+                    .map(|(&t, &p)| Circle::new((t, p), radius, c.mix(0.5).filled())),
             )
             .map_err(err)?;
         chart

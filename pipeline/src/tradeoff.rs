@@ -51,7 +51,9 @@ pub fn ladder(
 ) -> Result<Vec<Rung>> {
     let xs = design::design(DesignKind::Sobol, &sim.spec().inputs, n, seed ^ 0x001A_DDE4)?;
     let xs: Vec<Vec<f64>> = xs.rows().into_iter().map(|r| r.to_vec()).collect();
-    let levels: Vec<_> = sim.spec().fidelities.clone();
+    // Levels that take about a minute a sample (Simulator::heavy_from) stay out: the ladder
+    // solves every level on every input, and its finest level is the reference.
+    let levels: Vec<_> = sim.spec().fidelities[..sim.heavy_from().max(1)].to_vec();
     progress.start("ladder", levels.len() as u64);
     let mut solved = Vec::new();
     for f in &levels {

@@ -13,7 +13,8 @@
 //! conjugate-orthogonal conjugate gradient method for complex symmetric systems, whose
 //! matrix-vector product evaluates A_ij on the fly in parallel (no 3N x 3N matrix: at
 //! N = 10 000 it would take 14 GB). The 3x3 block-Jacobi preconditioner of this system is the
-//! identity (A_ii = 0 and every sphere has the same alpha), so COCG runs unpreconditioned.
+//! identity (A_ii = 0 and every sphere has the same alpha), so COCG is preconditioned by the
+//! exact inverse of near-field clusters instead ([`NearField`]).
 //!
 //! Output: [Q_ext, Q_sca] = C / (N pi a^2) with C_ext = 4 pi k sum Im(E0^* . p_i) and
 //! C_abs = 4 pi k sum [Im(E_i^* . p_i) - (2/3) k^3 |p_i|^2], C_sca = C_ext - C_abs.
@@ -38,9 +39,10 @@ pub const RADIUS: f64 = 25.0;
 /// Particles per level.
 pub const LEVEL_N: [usize; 6] = [2, 25, 50, 500, 2000, 10000];
 /// Default switch-over: N up to this is solved by dense LU, larger N by COCG. Measured with
-/// `cargo run --release -p mfpipe-solvers --example plasmonic_switch`: LU is cheaper at
-/// N = 10, COCG from N = 25 on (1.3x at 25, 3.2x at 500, 4.3x at 1000; 9-14 iterations).
-pub const DENSE_MAX_N: usize = 16;
+/// `cargo run --release -p mfpipe-solvers --example plasmonic_switch` (CPU seconds, the
+/// preconditioned COCG against LU): LU is as cheap or cheaper up to N = 75, COCG from N = 100
+/// on (1.2x at 100, 2.7x at 500, 3.8x at 1000). So the paper's levels (N <= 50) are direct.
+pub const DENSE_MAX_N: usize = 75;
 /// Should COCG fail to converge (it has no minimisation property and can break down), arrays
 /// up to this size fall back to dense LU (0.6 GB at 2000); the path is recorded.
 pub const DENSE_FALLBACK_MAX_N: usize = 2000;
