@@ -468,3 +468,79 @@ pub fn write(dir: &Path, summary: &RunSummary) -> Result<Vec<String>> {
         &[&ResultsJson, &SplitsJson, &Figures, &Markdown],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SearchConfig;
+    use crate::experiment::PlanModel;
+    use mfpipe_fusion::Budget;
+
+    fn record(model: &str, n_lf: usize, n_hf: usize, seed: u64, rmse: f64) -> Record {
+        Record {
+            problem: "toy".into(),
+            model: model.into(),
+            n_lf,
+            n_hf,
+            n: vec![n_lf, n_hf],
+            seed,
+            rmse,
+            nrmse: rmse,
+            r2: 1.0 - rmse,
+            mae: rmse,
+            fit_seconds: 0.0,
+            predict_seconds: 0.0,
+            hyperparameters: serde_json::Value::Null,
+            nll: None,
+            coverage95: None,
+            error: rmse.is_nan().then(|| "diverged".into()),
+        }
+    }
+
+    #[test]
+    fn records_group_by_cell_in_the_plans_model_order_and_diverged_fits_stay_out_of_means() {
+        let plan = Plan {
+            lf_level: 0,
+            hf_level: 1,
+            middle: vec![],
+            n_lf: vec![8],
+            n_hf: vec![2, 4],
+            layout: Layout::Grid,
+            seeds: vec![0, 1, 2],
+            n_test: 4,
+            models: ["zeta", "alpha"]
+                .iter()
+                .map(|m| PlanModel {
+                    label: m.to_string(),
+                    kind: m.to_string(),
+                    params: serde_json::Value::Null,
+                })
+                .collect(),
+            budget: Budget::default(),
+            search: SearchConfig::default(),
+        };
+        // Shuffled, as fits finish in any order.
+        let records = vec![
+            record("alpha", 8, 4, 1, 0.3),
+            record("zeta", 8, 2, 0, 0.2),
+            record("alpha", 8, 4, 0, 0.1),
+            record("zeta", 8, 2, 1, f64::NAN),
+            record("zeta", 8, 2, 2, 0.4),
+            record("alpha", 8, 2, 0, 0.5),
+        ];
+        let g = groups(&records, &plan);
+        let keys: Vec<_> = g.iter().map(|(k, v)| (k.clone(), v.len())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                (("zeta".to_string(), 8, 2), 3),
+                (("alpha".to_string(), 8, 2), 1),
+                (("alpha".to_string(), 8, 4), 2),
+            ]
+        );
+        let rmse: Vec<f64> = g[0].1.iter().map(|r| r.rmse).collect();
+        let (mean, lo, hi) = spread(&rmse);
+        assert!((mean - 0.3).abs() < 1e-15, "the NaN of the diverged fit is left out");
+        assert_eq!((lo, hi), (0.2, 0.4));
+    }
+}
