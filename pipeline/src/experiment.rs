@@ -270,12 +270,17 @@ pub fn search_and_fit(
 }
 
 /// Everything the report needs besides the records.
+/// Outputs up to this many values per sample keep a predicted-vs-true scatter for every N_H.
+const SCATTER_ALL_NHF_MAX_OUTPUTS: usize = 16;
+
 pub struct Outcome {
     pub records: Vec<Record>,
     /// Mean over seeds of the point-wise MAE field, per (model, n_hf), at the largest n_lf.
     pub mae_fields: BTreeMap<(String, usize), Array1<f64>>,
-    /// (truth, prediction) of every test value, per model, at the largest n_lf and n_hf, first seed.
-    pub scatter: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
+    /// (truth, prediction) of every test value, per (model, n_hf), at the largest n_lf, first
+    /// seed: every n_hf for small outputs (the DMF paper's Fig. 14 grid), the largest only for
+    /// fields (a grid of them would hold hundreds of MB).
+    pub scatter: BTreeMap<(String, usize), (Vec<f64>, Vec<f64>)>,
     pub n_test: usize,
     pub n_pool_hf: usize,
     pub n_pool_lf: usize,
@@ -573,9 +578,10 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
                 .or_insert((Array1::zeros(field.len()), 0));
             e.0 += &field;
             e.1 += 1;
-            if j.n_hf == max_hf && j.seed == plan.seeds[0] {
+            let small = y_test.ncols() <= SCATTER_ALL_NHF_MAX_OUTPUTS;
+            if (j.n_hf == max_hf || small) && j.seed == plan.seeds[0] {
                 scatter.insert(
-                    j.model.label.clone(),
+                    (j.model.label.clone(), j.n_hf),
                     (
                         y_test.iter().copied().collect(),
                         pred.iter().copied().collect(),

@@ -302,18 +302,27 @@ pub fn field_grid(
     Ok(())
 }
 
-/// Predicted-vs-true scatter, one panel per model, with R^2 in each caption.
+/// Predicted-vs-true scatter, one panel per model, with R^2 in each caption; at most four
+/// panels a row, so seven models still read on a slide.
 pub fn scatter(
     path: &Path,
     title: &str,
     panels: &[(String, f64, Vec<f64>, Vec<f64>)],
 ) -> Result<()> {
+    scatter_grid(path, title, panels, panels.len().min(4))
+}
+
+/// Predicted-vs-true panels in rows of `cols`.
+pub fn scatter_grid(
+    path: &Path,
+    title: &str,
+    panels: &[(String, f64, Vec<f64>, Vec<f64>)],
+    cols: usize,
+) -> Result<()> {
     init_font();
-    if panels.is_empty() {
+    if panels.is_empty() || cols == 0 {
         return Ok(());
     }
-    // At most four panels a row, so seven models still read on a slide.
-    let cols = panels.len().min(4);
     let rows = panels.len().div_ceil(cols);
     let root =
         BitMapBackend::new(path, (420 * cols as u32, 40 + 430 * rows as u32)).into_drawing_area();

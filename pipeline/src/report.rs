@@ -243,24 +243,25 @@ impl Exporter<RunSummary<'_>> for Figures {
             files.push("mae_fields.png".into());
         }
         let max_hf = *plan.n_hf.iter().max().unwrap();
-        let panels: Vec<(String, f64, Vec<f64>, Vec<f64>)> = plan
+        let r2_of = |m: &str, n_hf: usize| {
+            out.records
+                .iter()
+                .find(|r| {
+                    r.model == m
+                        && r.n_hf == n_hf
+                        && r.seed == plan.seeds[0]
+                        && (r.n_lf == plan.figure_lf() || r.n_lf == 0)
+                })
+                .map(|r| r.r2)
+        };
+        let panel = |m: &str, n_hf: usize, label: String| {
+            let (t, p) = out.scatter.get(&(m.to_string(), n_hf))?;
+            Some((label, r2_of(m, n_hf)?, t.clone(), p.clone()))
+        };
+        let panels: Vec<_> = plan
             .models
             .iter()
-            .filter_map(|m| {
-                let m = &m.label;
-                let (t, p) = out.scatter.get(m)?;
-                let r2 = out
-                    .records
-                    .iter()
-                    .find(|r| {
-                        &r.model == m
-                            && r.n_hf == max_hf
-                            && r.seed == plan.seeds[0]
-                            && (r.n_lf == plan.figure_lf() || r.n_lf == 0)
-                    })
-                    .map(|r| r.r2)?;
-                Some((m.clone(), r2, t.clone(), p.clone()))
-            })
+            .filter_map(|m| panel(&m.label, max_hf, m.label.clone()))
             .collect();
         plots::scatter(
             &dir.join("pred_vs_true.png"),
@@ -270,6 +271,32 @@ impl Exporter<RunSummary<'_>> for Figures {
             ),
             &panels,
         )?;
+        // Small outputs: every model at every N_H, one row per model (DMF Fig. 14).
+        let n_hfs: Vec<usize> = plan.n_hf.clone();
+        let grid: Vec<_> = plan
+            .models
+            .iter()
+            .flat_map(|m| {
+                n_hfs
+                    .iter()
+                    .filter_map(|&h| panel(&m.label, h, format!("{}, N_H={h}", m.label)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // (Condition shared with the Markdown exporter, which links the file.)
+        let per_nhf: std::collections::BTreeSet<usize> = out.scatter.keys().map(|k| k.1).collect();
+        if per_nhf.len() > 1 && !grid.is_empty() {
+            plots::scatter_grid(
+                &dir.join("pred_vs_true_by_nhf.png"),
+                &format!(
+                    "{problem}: predicted vs true for each N_H (rows: models), seed {}",
+                    plan.seeds[0]
+                ),
+                &grid,
+                n_hfs.len(),
+            )?;
+            files.push("pred_vs_true_by_nhf.png".into());
+        }
         files.push("pred_vs_true.png".into());
 
         Ok(files)
@@ -410,6 +437,17 @@ impl Exporter<RunSummary<'_>> for Markdown {
             md,
             "## Predicted vs true\n\n![predicted vs true](pred_vs_true.png)\n"
         );
+        let per_nhf = out
+            .scatter
+            .keys()
+            .map(|(_, h)| *h)
+            .collect::<std::collections::BTreeSet<_>>();
+        if per_nhf.len() > 1 {
+            let _ = writeln!(
+                md,
+                "Every model at every N_H (first seed; R² in each caption):\n\n![predicted vs true for each N_H](pred_vs_true_by_nhf.png)\n"
+            );
+        }
         let _ = writeln!(md, "## Cost vs accuracy\n\nCPU cost of the training data from the measured per-sample solve times (LF {c_lf:.3e} s, HF {c_hf:.3e} s per sample).\n\n![cost vs accuracy](cost_vs_rmse.png)\n");
         let _ = writeln!(md, "## Hyperparameters\n");
         for m in plan.models.iter().map(|m| &m.label) {
@@ -540,7 +578,10 @@ mod tests {
         );
         let rmse: Vec<f64> = g[0].1.iter().map(|r| r.rmse).collect();
         let (mean, lo, hi) = spread(&rmse);
-        assert!((mean - 0.3).abs() < 1e-15, "the NaN of the diverged fit is left out");
+        assert!(
+            (mean - 0.3).abs() < 1e-15,
+            "the NaN of the diverged fit is left out"
+        );
         assert_eq!((lo, hi), (0.2, 0.4));
     }
 }
