@@ -53,20 +53,37 @@ impl History {
         trapezoid(self.level(k))
     }
 
-    /// u at (t, x) in [0, 1]^2: linear in t between time levels, piecewise linear in x.
-    pub fn interpolate(&self, t: f64, x: f64) -> f64 {
+    /// The interval of the grid of `n` intervals that holds s in [0, 1], and s's fraction in it.
+    fn bracket(&self, s: f64) -> (usize, f64) {
         let n = self.n as f64;
-        let bracket = |s: f64| {
-            let f = (s * n).clamp(0.0, n);
-            let i = (f.floor() as usize).min(self.n - 1);
-            (i, f - i as f64)
-        };
-        let ((k, a), (i, b)) = (bracket(t), bracket(x));
+        let f = (s * n).clamp(0.0, n);
+        let i = (f.floor() as usize).min(self.n - 1);
+        (i, f - i as f64)
+    }
+
+    fn lerp(&self, (k, a): (usize, f64), (i, b): (usize, f64)) -> f64 {
         let at = |k: usize| {
             let row = self.level(k);
             (1.0 - b) * row[i] + b * row[i + 1]
         };
         (1.0 - a) * at(k) + a * at(k + 1)
+    }
+
+    /// u at (t, x) in [0, 1]^2: linear in t between time levels, piecewise linear in x.
+    pub fn interpolate(&self, t: f64, x: f64) -> f64 {
+        self.lerp(self.bracket(t), self.bracket(x))
+    }
+
+    /// u on the grid `ts` x `xs`, row-major in t: [`History::interpolate`] at every point,
+    /// with each axis bracketed once.
+    pub fn on_grid(&self, ts: &[f64], xs: &[f64]) -> Vec<f64> {
+        let bx: Vec<_> = xs.iter().map(|&x| self.bracket(x)).collect();
+        let mut out = Vec::with_capacity(ts.len() * xs.len());
+        for &t in ts {
+            let bt = self.bracket(t);
+            out.extend(bx.iter().map(|&b| self.lerp(bt, b)));
+        }
+        out
     }
 }
 
@@ -213,12 +230,7 @@ impl Simulator for Heat {
         let clock = CpuClock::start();
         let hist = solve_benchmark(&s.x, intervals(s.level))?;
         let axes = &self.spec.output.axes;
-        let mut values = Vec::with_capacity(GRID * GRID);
-        for &t in &axes[0].values {
-            for &x in &axes[1].values {
-                values.push(hist.interpolate(t, x));
-            }
-        }
+        let values = hist.on_grid(&axes[0].values, &axes[1].values);
         let cost_s = clock.seconds();
         let (lo, hi) = hist
             .u
