@@ -660,7 +660,7 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
     if recorded.is_none() {
         tradeoff::store(&path, &mut ds, &rungs)?;
     }
-    let study = tradeoff::study(
+    let mut study = tradeoff::study(
         &ds,
         &cfg,
         &t,
@@ -671,6 +671,7 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
         budget,
         &bar,
     )?;
+    study.levels_refine = sim.levels_refine();
     let files = export_all(&study, &out, &tradeoff::EXPORTERS)?;
     bar.finish();
     note(format!(

@@ -54,6 +54,10 @@ pub fn ladder(
     // Levels that take about a minute a sample (Simulator::heavy_from) stay out: the ladder
     // solves every level on every input, and its finest level is the reference.
     let levels: Vec<_> = sim.spec().fidelities[..sim.heavy_from().max(1)].to_vec();
+    // One untimed batch first: the first solves of a process pay for starting the thread
+    // pool and touching fresh memory, which would be charged to level 0 (measured on `heat`,
+    // where a level-0 sample takes ~30 microseconds: level 0 then read dearer than level 1).
+    let _ = mfpipe_solvers::solve_many(sim, &xs, 0, seed);
     progress.start("ladder", levels.len() as u64);
     let mut solved = Vec::new();
     for f in &levels {
@@ -94,7 +98,8 @@ pub fn ladder(
     // The finest level is the reference (error 0): orders only between levels whose errors
     // are both measured against a finer level.
     let last = rungs.len() - 1;
-    for k in 0..last.saturating_sub(1) {
+    let refine = if sim.levels_refine() { last } else { 0 };
+    for k in 0..refine.saturating_sub(1) {
         rungs[k].order = (rungs[k].error_rmse / rungs[k + 1].error_rmse).log2();
     }
     Ok(rungs)
@@ -210,6 +215,9 @@ pub struct Tradeoff {
     pub points: Vec<Point>,
     /// Per budget, the point with the smallest mean test RMSE.
     pub recommendation: Vec<Point>,
+    /// Whether the levels refine one solution (`Simulator::levels_refine`): if not, the
+    /// ladder has no convergence order and report.md says why.
+    pub levels_refine: bool,
     /// The study's settings (models, baseline, shares, seeds, ladder size).
     #[serde(skip)]
     pub settings: TradeoffConfig,
@@ -327,6 +335,7 @@ pub fn study(
         budgets_s: budgets.to_vec(),
         points,
         recommendation,
+        levels_refine: true, // the caller, which holds the simulator, sets it
         settings: t.clone(),
         n_test: data.test.len(),
         records: recs,
@@ -442,6 +451,9 @@ impl Exporter<Tradeoff> for TradeoffMarkdown {
         let mut md = String::new();
         let _ = writeln!(md, "# mfpipe trade-off study: `{}`\n", s.problem);
         let _ = writeln!(md, "## Fidelity ladder\n\nEvery level solved on the same {} inputs (Sobol); error = RMSE against level {} over all samples and output points; order = log2 of the error ratio of successive levels. These numbers are stored in the dataset as `ladder_*` attributes of each level it holds.\n", t.ladder_samples, rungs.last().map_or(0, |r| r.level));
+        if !s.levels_refine {
+            let _ = writeln!(md, "This problem's levels are different systems, not refinements of one, so the error against the finest level measures how much the answer changes, not a discretisation error, and no order is given.\n");
+        }
         let _ = writeln!(md, "| level | name | median s/sample | min | max | error vs reference | observed order | failure rate |\n|---|---|---|---|---|---|---|---|");
         for r in rungs {
             let order = if r.order.is_finite() {

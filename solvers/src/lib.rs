@@ -161,6 +161,13 @@ pub trait Simulator: Send + Sync {
         self.spec().fidelities.len()
     }
 
+    /// Whether the levels are refinements converging to one solution (meshes, time steps):
+    /// then the trade-off ladder reports an observed convergence order. False for problems
+    /// whose levels are different systems (plasmonic: arrays of 2 to 10 000 spheres).
+    fn levels_refine(&self) -> bool {
+        true
+    }
+
     /// Solve `x` at `level` as sample of a run seeded 0 (for one-off solves and tests).
     fn solve_at(&self, x: &[f64], level: usize) -> Result<Solution, SolveError> {
         self.solve(&Sample::new(x.to_vec(), level, 0))

@@ -868,6 +868,11 @@ impl Simulator for Plasmonic {
         })
     }
 
+    /// More spheres is a different array, not a finer model of the same one.
+    fn levels_refine(&self) -> bool {
+        false
+    }
+
     /// 10 000 spheres take about 40 s; a spectrum of 2000 about as long.
     fn heavy_from(&self) -> usize {
         match self.kind {
