@@ -289,6 +289,15 @@ pub struct Outcome {
     pub splits: serde_json::Value,
 }
 
+impl Outcome {
+    /// Whether the scatter holds more than one N_H (small outputs): the report then has the
+    /// per-N_H figure, and report.md links it.
+    pub fn scatter_per_nhf(&self) -> bool {
+        let mut n_hf = self.scatter.keys().map(|k| k.1);
+        n_hf.next().is_some_and(|first| n_hf.any(|h| h != first))
+    }
+}
+
 /// Indices of computed samples, split into (training pool, test) for the HF level.
 fn hf_split(l: &LevelData, n_test: usize, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     let ok: Vec<usize> = (0..l.len()).filter(|&i| l.status[i] == STATUS_OK).collect();

@@ -283,9 +283,7 @@ impl Exporter<RunSummary<'_>> for Figures {
                     .collect::<Vec<_>>()
             })
             .collect();
-        // (Condition shared with the Markdown exporter, which links the file.)
-        let per_nhf: std::collections::BTreeSet<usize> = out.scatter.keys().map(|k| k.1).collect();
-        if per_nhf.len() > 1 && !grid.is_empty() {
+        if out.scatter_per_nhf() && !grid.is_empty() {
             plots::scatter_grid(
                 &dir.join("pred_vs_true_by_nhf.png"),
                 &format!(
@@ -437,12 +435,7 @@ impl Exporter<RunSummary<'_>> for Markdown {
             md,
             "## Predicted vs true\n\n![predicted vs true](pred_vs_true.png)\n"
         );
-        let per_nhf = out
-            .scatter
-            .keys()
-            .map(|(_, h)| *h)
-            .collect::<std::collections::BTreeSet<_>>();
-        if per_nhf.len() > 1 {
+        if out.scatter_per_nhf() {
             let _ = writeln!(
                 md,
                 "Every model at every N_H (first seed; R² in each caption):\n\n![predicted vs true for each N_H](pred_vs_true_by_nhf.png)\n"

@@ -145,10 +145,11 @@ pub fn vogel_spiral(n: usize, alpha_vs: f64, a_vs: f64) -> Vec<[f64; 3]> {
         .collect()
 }
 
-/// A_ij p = g1 p + g2 r^ (r^ . p) for separation `d` = r_i - r_j: returns (g1, g2, r^) with
-/// g1 = e^{ikr} (k^2 r^2 + ikr - 1) / r^3 and g2 = e^{ikr} (3 - k^2 r^2 - 3ikr) / r^3.
+/// A_ij p = g1 p + g2 r^ (r^ . p) for particles at `ri` and `rj`: returns (g1, g2, r^) with
+/// r^ = (ri - rj) / r, g1 = e^{ikr} (k^2 r^2 + ikr - 1) / r^3, g2 = e^{ikr} (3 - k^2 r^2 - 3ikr) / r^3.
 #[inline]
-pub fn green(k: f64, d: [f64; 3]) -> (c64, c64, [f64; 3]) {
+pub fn green(k: f64, ri: [f64; 3], rj: [f64; 3]) -> (c64, c64, [f64; 3]) {
+    let d = [ri[0] - rj[0], ri[1] - rj[1], ri[2] - rj[2]];
     let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
     let r = r2.sqrt();
     let kr = k * r;
@@ -228,9 +229,7 @@ impl Array<'_> {
                     let xi = [x[3 * i], x[3 * i + 1], x[3 * i + 2]];
                     let mut acc = [zero; 3];
                     for j in i + 1..n {
-                        let rj = self.pos[j];
-                        let (g1, g2, u) =
-                            green(self.k, [ri[0] - rj[0], ri[1] - rj[1], ri[2] - rj[2]]);
+                        let (g1, g2, u) = green(self.k, ri, self.pos[j]);
                         let xj = &x[3 * j..3 * j + 3];
                         // A_ij x_j into row i, A_ji x_i = A_ij x_i into row j.
                         let uxj = g2 * (xj[0] * u[0] + xj[1] * u[1] + xj[2] * u[2]);
@@ -281,8 +280,7 @@ impl Array<'_> {
         }
         for i in 0..n {
             for j in 0..i {
-                let (ri, rj) = (self.pos[idx[i]], self.pos[idx[j]]);
-                let (g1, g2, u) = green(self.k, [ri[0] - rj[0], ri[1] - rj[1], ri[2] - rj[2]]);
+                let (g1, g2, u) = green(self.k, self.pos[idx[i]], self.pos[idx[j]]);
                 for a in 0..3 {
                     for b in 0..3 {
                         let delta = if a == b { g1 } else { c64::new(0.0, 0.0) };
@@ -338,18 +336,6 @@ impl Array<'_> {
         max_iter: usize,
     ) -> Result<Fields, SolveError> {
         let pre = NearField::new(self, CLUSTER);
-        self.solve_cocg_with(&pre, e0, guess, tol, max_iter)
-    }
-
-    /// COCG with a given (complex symmetric) preconditioner.
-    pub fn solve_cocg_with(
-        &self,
-        pre: &NearField,
-        e0: [c64; 3],
-        guess: Option<&[c64]>,
-        tol: f64,
-        max_iter: usize,
-    ) -> Result<Fields, SolveError> {
         let m = 3 * self.n();
         let b: Vec<c64> = (0..m).map(|i| e0[i % 3]).collect();
         let bnorm = norm(&b);
@@ -455,18 +441,7 @@ impl NearField {
         Self { clusters, lus }
     }
 
-    /// No preconditioning (clusters of one sphere: the identity).
-    pub fn identity(n: usize) -> Self {
-        Self {
-            clusters: (0..n).map(|i| vec![i]).collect(),
-            lus: Vec::new(),
-        }
-    }
-
     pub fn apply(&self, r: &[c64]) -> Vec<c64> {
-        if self.lus.is_empty() {
-            return r.to_vec();
-        }
         let parts: Vec<Mat<c64>> = self
             .clusters
             .par_iter()
@@ -631,6 +606,16 @@ enum Kind {
     Spectrum,
 }
 
+impl Kind {
+    /// Particles per level: the spectrum stops at 2000 (DESIGN sec. 5).
+    fn levels(self) -> &'static [usize] {
+        match self {
+            Kind::Single => &LEVEL_N,
+            Kind::Spectrum => &LEVEL_N[..5],
+        }
+    }
+}
+
 /// The wavelengths (nm) of `plasmonic-spectrum`: 400 + 400 j / 99, j = 0..99.
 pub fn spectrum_wavelengths() -> Vec<f64> {
     Axis::uniform("lambda", "nm", 400.0, 800.0, 100).values
@@ -670,10 +655,7 @@ impl Plasmonic {
     }
 
     fn levels(&self) -> &'static [usize] {
-        match self.kind {
-            Kind::Single => &LEVEL_N,
-            Kind::Spectrum => &LEVEL_N[..5],
-        }
+        self.kind.levels()
     }
 
     fn build(opts: Result<Options, String>, kind: Kind) -> Self {
@@ -685,11 +667,8 @@ impl Plasmonic {
             upper,
             scale: Scale::Linear,
         };
-        let levels = match kind {
-            Kind::Single => &LEVEL_N[..],
-            Kind::Spectrum => &LEVEL_N[..5],
-        };
-        let fidelities = levels
+        let fidelities = kind
+            .levels()
             .iter()
             .enumerate()
             .map(|(level, &n)| {
