@@ -20,7 +20,7 @@ pub enum DesignKind {
     Lhs,
     /// Owen-scrambled Sobol sequence (sobol_burley), seeded.
     Sobol,
-    /// Full tensor grid including the bounds; n must be k^d.
+    /// Full tensor grid including the bounds: n = k^d, or a given shape per input.
     Grid,
 }
 
@@ -48,6 +48,64 @@ impl FromStr for DesignKind {
             ))),
         }
     }
+}
+
+/// Points per input of a full grid of `n` points over `d` inputs: `shape` when given (its
+/// product must be n), else k per input with n = k^d.
+pub fn grid_counts(n: usize, d: usize, shape: &[usize]) -> Result<Vec<usize>, DataError> {
+    if !shape.is_empty() {
+        if shape.len() != d {
+            return Err(DataError::Design(format!(
+                "a grid shape {shape:?} has {} entries for {d} inputs",
+                shape.len()
+            )));
+        }
+        let total = shape.iter().try_fold(1usize, |a, &k| a.checked_mul(k));
+        if shape.contains(&0) || total != Some(n) {
+            return Err(DataError::Design(format!(
+                "a grid of shape {shape:?} has {} points, not n = {n}",
+                total.map_or("too many".to_string(), |t| t.to_string())
+            )));
+        }
+        return Ok(shape.to_vec());
+    }
+    if d == 0 {
+        return Ok(vec![]);
+    }
+    let k = (n as f64).powf(1.0 / d as f64).round() as usize;
+    if k.checked_pow(d as u32) != Some(n) {
+        return Err(DataError::Design(format!(
+            "a full grid over {d} inputs needs n = k^{d} points, got {n} (or give its shape per input)"
+        )));
+    }
+    Ok(vec![k; d])
+}
+
+/// The tensor grid of `counts` points per input (bounds included), last input fastest
+/// (row-major, like the output grids).
+fn fill_grid(out: &mut Array2<f64>, counts: &[usize]) {
+    for i in 0..out.nrows() {
+        let mut rem = i;
+        for j in (0..counts.len()).rev() {
+            let k = counts[j];
+            let idx = rem % k;
+            rem /= k;
+            out[[i, j]] = if k == 1 {
+                0.5
+            } else {
+                idx as f64 / (k - 1) as f64
+            };
+        }
+    }
+}
+
+/// A full grid of `shape` points per input over the unit cube, shape [prod, d].
+pub fn unit_grid(shape: &[usize]) -> Result<Array2<f64>, DataError> {
+    let n = shape.iter().product();
+    let counts = grid_counts(n, shape.len(), shape)?;
+    let mut out = Array2::<f64>::zeros((n, shape.len()));
+    fill_grid(&mut out, &counts);
+    Ok(out)
 }
 
 /// Points in the unit cube [0,1]^d, shape [n, d].
@@ -98,28 +156,8 @@ pub fn unit_design(
             }
         }
         DesignKind::Grid => {
-            if d == 0 {
-                return Ok(out);
-            }
-            let k = (n as f64).powf(1.0 / d as f64).round() as usize;
-            if k.checked_pow(d as u32) != Some(n) {
-                return Err(DataError::Design(format!(
-                    "a full grid over {d} inputs needs n = k^{d} points, got {n}"
-                )));
-            }
-            for i in 0..n {
-                let mut rem = i;
-                // Last input varies fastest (row-major, like the output grids).
-                for j in (0..d).rev() {
-                    let idx = rem % k;
-                    rem /= k;
-                    out[[i, j]] = if k == 1 {
-                        0.5
-                    } else {
-                        idx as f64 / (k - 1) as f64
-                    };
-                }
-            }
+            let counts = grid_counts(n, d, &[])?;
+            fill_grid(&mut out, &counts);
         }
     }
     Ok(out)
@@ -132,7 +170,25 @@ pub fn design(
     n: usize,
     seed: u64,
 ) -> Result<Array2<f64>, DataError> {
-    let mut pts = unit_design(kind, n, specs.len(), seed)?;
+    design_shaped(kind, specs, n, seed, &[])
+}
+
+/// [`design`] with a grid's points per input (`grid_shape`, used by [`DesignKind::Grid`] only;
+/// empty = n^(1/d) per input). The grid ignores the seed, so every level gets the same points.
+pub fn design_shaped(
+    kind: DesignKind,
+    specs: &[InputSpec],
+    n: usize,
+    seed: u64,
+    grid_shape: &[usize],
+) -> Result<Array2<f64>, DataError> {
+    let mut pts = match kind {
+        DesignKind::Grid if !grid_shape.is_empty() => {
+            grid_counts(n, specs.len(), grid_shape)?;
+            unit_grid(grid_shape)?
+        }
+        _ => unit_design(kind, n, specs.len(), seed)?,
+    };
     for (j, spec) in specs.iter().enumerate() {
         pts.column_mut(j).mapv_inplace(|u| spec.from_unit(u));
     }
@@ -189,6 +245,19 @@ mod tests {
         assert_eq!(g.row(0).to_vec(), vec![0.0, 0.0]);
         assert_eq!(g.row(1).to_vec(), vec![0.0, 0.5]);
         assert_eq!(g.row(8).to_vec(), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn a_shaped_grid_has_its_counts_per_input_and_refuses_a_wrong_total() {
+        // The DMF paper's MD design: 6 temperatures x 19 densities.
+        let g = unit_grid(&[6, 19]).unwrap();
+        assert_eq!(g.nrows(), 114);
+        assert_eq!(g.row(1).to_vec(), vec![0.0, 1.0 / 18.0]);
+        assert_eq!(g.row(19).to_vec(), vec![0.2, 0.0]);
+        assert_eq!(g.row(113).to_vec(), vec![1.0, 1.0]);
+        assert!(grid_counts(100, 2, &[6, 19]).is_err());
+        assert!(grid_counts(114, 3, &[6, 19]).is_err());
+        assert!(grid_counts(0, 2, &[0, 19]).is_err());
     }
 
     #[test]

@@ -33,6 +33,15 @@ pub fn mae(pred: ArrayView2<f64>, truth: ArrayView2<f64>) -> f64 {
     (&pred - &truth).mapv(f64::abs).mean().unwrap_or(f64::NAN)
 }
 
+/// Largest absolute error over every test sample and output point (the DMF paper's
+/// "maximum error", Fig. 12).
+pub fn max_abs_error(pred: ArrayView2<f64>, truth: ArrayView2<f64>) -> f64 {
+    (&pred - &truth).iter().fold(
+        0.0f64,
+        |m, d| if d.is_nan() { f64::NAN } else { m.max(d.abs()) },
+    )
+}
+
 /// Point-wise mean absolute error over test samples: one value per output point (the
 /// paper's MAE fields, Fig. 9).
 pub fn mae_field(pred: ArrayView2<f64>, truth: ArrayView2<f64>) -> Array1<f64> {

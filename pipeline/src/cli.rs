@@ -120,8 +120,12 @@ pub struct GenerateArgs {
     /// Comma-separated sample counts, one per level.
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub n: Option<Vec<String>>,
+    /// sobol, lhs, uniform or grid.
     #[arg(long)]
     pub design: Option<String>,
+    /// Points per input of a grid design, e.g. 6x19 (the product is each level's n).
+    #[arg(long)]
+    pub grid: Option<String>,
     #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<String>,
     #[arg(long)]

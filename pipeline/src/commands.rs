@@ -263,6 +263,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
     let cfg = base_config(&a.problem, a.config.as_deref())?;
     let mut spec = generate::GenSpec {
         design: cfg.data.design,
+        grid: cfg.data.grid.clone(),
         seed: cfg.data.seed,
         levels: cfg.data.levels.clone(),
         n: cfg.data.n.clone(),
@@ -279,6 +280,19 @@ fn generate(a: GenerateArgs) -> Result<()> {
     }
     if let Some(d) = &a.design {
         spec.design = d.parse::<DesignKind>()?;
+        if spec.design != DesignKind::Grid {
+            spec.grid.clear();
+        }
+    }
+    if let Some(g) = &a.grid {
+        if spec.design != DesignKind::Grid {
+            bail!("--grid {g:?} needs --design grid");
+        }
+        spec.grid = g
+            .split('x')
+            .map(|k| k.trim().parse::<usize>().ok().filter(|&k| k > 0))
+            .collect::<Option<_>>()
+            .ok_or_else(|| anyhow::anyhow!("--grid {g:?}: expected counts per input like 6x19"))?;
     }
     if let Some(s) = &a.seed {
         spec.seed = s
@@ -489,6 +503,7 @@ fn run(a: RunArgs) -> Result<()> {
     let dataset = out.join(format!("{}.h5", a.problem));
     let spec = generate::GenSpec {
         design: cfg.data.design,
+        grid: cfg.data.grid.clone(),
         seed: cfg.data.seed,
         levels: cfg.data.levels.clone(),
         n: cfg.data.n.clone(),
@@ -591,13 +606,11 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
             })
             .collect()
     };
-    let lf = *cfg.data.levels.first().unwrap();
-    let hf = *cfg.data.levels.last().unwrap();
+    let train = cfg.train_levels();
+    let lf = *train.first().unwrap();
+    let hf = *train.last().unwrap();
     if lf == hf {
-        bail!(
-            "tradeoff needs two fidelity levels in data.levels, got {:?}",
-            cfg.data.levels
-        );
+        bail!("tradeoff needs two training levels (protocol.levels or data.levels), got {train:?}");
     }
     let out = a.out.unwrap_or_else(|| {
         PathBuf::from("out").join(format!(
@@ -650,7 +663,13 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
         bail!("no budget buys 2 HF samples at c_H = {c_hf:.3e} s; raise --budget");
     }
     let spec = generate::GenSpec {
-        design: cfg.data.design,
+        // A budget buys any number of samples; a grid has one size. Grid configs trade off
+        // on a Sobol design over the same box.
+        design: match cfg.data.design {
+            DesignKind::Grid => DesignKind::Sobol,
+            d => d,
+        },
+        grid: vec![],
         seed: cfg.data.seed,
         levels: vec![lf, hf],
         n: vec![max_lf, max_hf + t.n_test],

@@ -195,6 +195,9 @@ fn default_version() -> u32 {
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     pub design: DesignKind,
+    /// Points per input of a `grid` design (e.g. [6, 19]; their product is each level's n).
+    /// Empty: n = k^d with k points per input.
+    pub grid: Vec<usize>,
     pub seed: u64,
     /// Fidelity levels to generate, cheapest first; the last is the one predicted.
     pub levels: Vec<usize>,
@@ -206,6 +209,7 @@ impl Default for DataConfig {
     fn default() -> Self {
         Self {
             design: DesignKind::Sobol,
+            grid: vec![],
             seed: 0,
             levels: vec![0, 1],
             n: vec![32, 160],
@@ -216,9 +220,13 @@ impl Default for DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Protocol {
+    /// The generated levels the protocol trains on, cheapest first, the last the target
+    /// (empty: all of `data.levels`). Lets a config generate more levels than it fits, e.g.
+    /// every time step of `md` for the failure table while training on the stable ones.
+    pub levels: Vec<usize>,
     pub n_lf: Vec<usize>,
     pub n_hf: Vec<usize>,
-    /// Training samples from each of `data.levels` (cheapest first, the last the target).
+    /// Training samples from each training level (cheapest first, the last the target).
     /// Empty (the default): a two-level plan on the first and last level, swept over `n_lf`
     /// x `n_hf`. Given: every level is a source with exactly these counts (`n_lf`/`n_hf` are
     /// then its first and last entries), so chain models (`ar`, `nar`) see all levels.
@@ -260,6 +268,7 @@ impl Protocol {
 impl Default for Protocol {
     fn default() -> Self {
         Self {
+            levels: vec![],
             n_lf: vec![32],
             n_hf: vec![4, 8, 16, 32],
             n: vec![],
@@ -276,6 +285,8 @@ impl Default for Protocol {
 #[serde(default, deny_unknown_fields)]
 pub struct Smoke {
     pub n: Vec<usize>,
+    /// Points per input of a grid design under `--smoke` (empty: `data.grid`).
+    pub grid: Vec<usize>,
     pub n_lf: Vec<usize>,
     pub n_hf: Vec<usize>,
     pub seeds: Vec<u64>,
@@ -288,6 +299,7 @@ impl Default for Smoke {
     fn default() -> Self {
         Self {
             n: vec![8, 16],
+            grid: vec![],
             n_lf: vec![8],
             n_hf: vec![4, 8],
             seeds: vec![0, 1],
@@ -392,6 +404,9 @@ impl RunConfig {
             }
         }
         self.data.n = s.n.clone();
+        if !s.grid.is_empty() {
+            self.data.grid = s.grid.clone();
+        }
         if !self.protocol.n.is_empty() {
             // Per-source counts shrink with the smoke data: the sweeps' largest at the ends,
             // the middle levels at most what the smoke data generate.
@@ -419,6 +434,25 @@ impl RunConfig {
         }
         let d = &self.data;
         check_levels(&d.levels, &d.n, ("data.levels", "data.n"))?;
+        if !d.grid.is_empty() {
+            if d.design != DesignKind::Grid {
+                bail!("data.grid {:?} needs design = \"grid\"", d.grid);
+            }
+            for &n in &d.n {
+                mfpipe_data::design::grid_counts(n, d.grid.len(), &d.grid)
+                    .map_err(|e| anyhow::anyhow!("data.grid: {e}"))?;
+            }
+            let g = if self.smoke.grid.is_empty() {
+                &d.grid
+            } else {
+                &self.smoke.grid
+            };
+            for &n in &self.smoke.n {
+                mfpipe_data::design::grid_counts(n, g.len(), g)
+                    .map_err(|e| anyhow::anyhow!("smoke.n with the grid design: {e}"))?;
+            }
+        }
+        self.check_protocol_levels()?;
         let p = &self.protocol;
         for (name, v) in [("protocol.n_hf", &p.n_hf), ("protocol.n_lf", &p.n_lf)] {
             if v.is_empty() {
@@ -446,14 +480,16 @@ impl RunConfig {
             (mfpipe_fusion::registry::info(&kind)?.params)(&params)?;
         }
         if !p.n.is_empty() {
-            if p.n.len() != d.levels.len() {
+            let levels = self.train_levels();
+            if p.n.len() != levels.len() {
                 bail!(
-                    "protocol.n has {} entries but data.levels has {}: one training count per level",
+                    "protocol.n has {} entries but the protocol trains on {} levels: one training count per level",
                     p.n.len(),
-                    d.levels.len()
+                    levels.len()
                 );
             }
-            for ((l, n), avail) in d.levels.iter().zip(&p.n).zip(&d.n) {
+            for (l, n) in levels.iter().zip(&p.n) {
+                let avail = &d.n[d.levels.iter().position(|x| x == l).unwrap_or(0)];
                 if *n == 0 || n > avail {
                     bail!("protocol.n asks for {n} samples of level {l}, data.n generates {avail}");
                 }
@@ -532,13 +568,40 @@ impl RunConfig {
     /// their counts). With `protocol.n`, every data level with its count, and `n_lf`/`n_hf`
     /// become that count; otherwise the first and last data level.
     pub fn chain(&mut self) -> (usize, usize, Vec<(usize, usize)>) {
-        let l = &self.data.levels;
+        let l = &self.train_levels();
         let (lf, hf) = (l[0], l[l.len() - 1]);
         if self.protocol.n.is_empty() {
             return (lf, hf, Vec::new());
         }
         let middle = self.protocol.per_source(l, &self.protocol.n.clone());
         (lf, hf, middle)
+    }
+
+    /// The levels the protocol trains on: `protocol.levels`, or all of `data.levels`.
+    pub fn train_levels(&self) -> Vec<usize> {
+        if self.protocol.levels.is_empty() {
+            self.data.levels.clone()
+        } else {
+            self.protocol.levels.clone()
+        }
+    }
+
+    /// `protocol.levels`, when given: at least one, strictly increasing, each generated.
+    fn check_protocol_levels(&self) -> Result<()> {
+        let l = &self.protocol.levels;
+        if l.is_empty() {
+            return Ok(());
+        }
+        if l.windows(2).any(|w| w[0] >= w[1]) {
+            bail!("protocol.levels {l:?}: must be strictly increasing (cheapest first)");
+        }
+        if let Some(x) = l.iter().find(|x| !self.data.levels.contains(x)) {
+            bail!(
+                "protocol.levels {l:?}: level {x} is not in data.levels {:?}",
+                self.data.levels
+            );
+        }
+        Ok(())
     }
 
     /// A model's hyperparameter table as JSON (what the fusion registry takes).

@@ -32,6 +32,8 @@ pub struct Record {
     pub nrmse: f64,
     pub r2: f64,
     pub mae: f64,
+    /// Largest absolute error over the test set (all samples and output points).
+    pub max_abs_error: f64,
     pub fit_seconds: f64,
     pub predict_seconds: f64,
     pub hyperparameters: serde_json::Value,
@@ -81,6 +83,7 @@ impl Record {
             nrmse: score(metrics::nrmse, f64::INFINITY),
             r2: score(metrics::r2, f64::NEG_INFINITY),
             mae: score(metrics::mae, f64::INFINITY),
+            max_abs_error: score(metrics::max_abs_error, f64::INFINITY),
             fit_seconds: fit.fit_seconds,
             predict_seconds: fit.predict_seconds,
             hyperparameters: fit.hyperparameters.clone(),
@@ -281,6 +284,11 @@ pub struct Outcome {
     /// seed: every n_hf for small outputs (the DMF paper's Fig. 14 grid), the largest only for
     /// fields (a grid of them would hold hundreds of MB).
     pub scatter: BTreeMap<(String, usize), (Vec<f64>, Vec<f64>)>,
+    /// For outputs that are one curve per sample, in plans that sweep N_L: the predictions of
+    /// every test case per (model, N_L) at the smallest N_H, first seed (the DMF paper's
+    /// Fig. 12), and the true curves. Empty otherwise.
+    pub profiles: BTreeMap<(String, usize), Array2<f64>>,
+    pub profile_truth: Option<Array2<f64>>,
     pub n_test: usize,
     pub n_pool_hf: usize,
     pub n_pool_lf: usize,
@@ -384,7 +392,19 @@ impl<'a> Data<'a> {
             .level(lf_level)
             .with_context(|| format!("dataset has no fidelity {lf_level}"))?;
         let (hf_pool, test) = hf_split(hf, n_test, ds.meta.seed)?;
-        let lf_pool = usable(lf);
+        // A design shared by the levels (a grid) puts LF samples at the test inputs: they stay
+        // out of training, so no model sees any solve of a test case.
+        let at_test: std::collections::HashSet<Vec<u64>> = test
+            .iter()
+            .map(|&i| hf.inputs.row(i).iter().map(|v| v.to_bits()).collect())
+            .collect();
+        let lf_pool: Vec<usize> = usable(lf)
+            .into_iter()
+            .filter(|&i| {
+                let key: Vec<u64> = lf.inputs.row(i).iter().map(|v| v.to_bits()).collect();
+                !at_test.contains(&key)
+            })
+            .collect();
         if max_hf > hf_pool.len() {
             bail!("{max_hf} HF training samples requested but fidelity {hf_level} has only {} usable training samples", hf_pool.len());
         }
@@ -578,8 +598,14 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     let mut records = Vec::new();
     let mut mae_sum: BTreeMap<(String, usize), (Array1<f64>, usize)> = BTreeMap::new();
     let mut scatter = BTreeMap::new();
+    let mut profiles = BTreeMap::new();
+    let curves = ds.meta.axes.len() == 1 && plan.n_lf.len() > 1;
+    let min_hf = plan.n_hf.iter().copied().min().unwrap_or(0);
     for (j, JobResult { record, pred, .. }) in jobs.iter().zip(results) {
         let pred = pred.map(|p| p.mean);
+        if let (Some(p), true) = (&pred, curves && j.n_hf == min_hf && j.seed == plan.seeds[0]) {
+            profiles.insert((j.model.label.clone(), j.n_lf), p.clone());
+        }
         if let (Some(pred), true) = (pred, j.n_lf == plan.figure_lf() || j.n_lf == 0) {
             let field = metrics::mae_field(pred.view(), y_test.view());
             let e = mae_sum
@@ -631,6 +657,8 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         records,
         mae_fields,
         scatter,
+        profile_truth: (!profiles.is_empty()).then(|| y_test.clone()),
+        profiles,
         splits,
         n_test: data.test.len(),
         n_pool_hf: data.hf_pool.len(),

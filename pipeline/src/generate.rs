@@ -21,6 +21,8 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenSpec {
     pub design: DesignKind,
+    /// Points per input of a `grid` design (empty: n^(1/d) each).
+    pub grid: Vec<usize>,
     pub seed: u64,
     pub levels: Vec<usize>,
     pub n: Vec<usize>,
@@ -46,7 +48,12 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         generator: generator_id(),
         seed: spec.seed,
-        design: spec.design.to_string(),
+        design: if spec.design == DesignKind::Grid && !spec.grid.is_empty() {
+            let shape: Vec<String> = spec.grid.iter().map(|k| k.to_string()).collect();
+            format!("grid {}", shape.join("x"))
+        } else {
+            spec.design.to_string()
+        },
         input_names: specs.iter().map(|s| s.name.to_string()).collect(),
         input_units: specs.iter().map(|s| s.unit.to_string()).collect(),
         input_lower: specs.iter().map(|s| s.lower).collect(),
@@ -64,7 +71,8 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
     let mut levels = Vec::new();
     for (&level, &n) in spec.levels.iter().zip(&spec.n) {
         let fid = sim.fidelity(&level.to_string())?.clone();
-        let inputs = design::design(spec.design, specs, n, design::level_seed(spec.seed, level))?;
+        let seed = design::level_seed(spec.seed, level);
+        let inputs = design::design_shaped(spec.design, specs, n, seed, &spec.grid)?;
         let mut l = LevelData::all_pending(
             level,
             fid.name,

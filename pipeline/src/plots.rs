@@ -385,3 +385,90 @@ pub fn scatter_grid(
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// One panel of [`profiles`]: a caption, the true curves and the predicted ones (one per test
+/// case, each `x.len()` long).
+pub struct ProfilePanel {
+    pub label: String,
+    pub truth: Vec<Vec<f64>>,
+    pub pred: Vec<Vec<f64>>,
+}
+
+/// Predicted (colour) over true (black) output curves of every test case, panels in rows of
+/// `cols` on one shared y range (the DMF paper's Fig. 12).
+pub fn profiles(
+    path: &Path,
+    title: &str,
+    (x, xlabel, ylabel): (&[f64], &str, &str),
+    panels: &[ProfilePanel],
+    cols: usize,
+) -> Result<()> {
+    init_font();
+    if panels.is_empty() || cols == 0 || x.len() < 2 {
+        return Ok(());
+    }
+    let all = panels
+        .iter()
+        .flat_map(|p| p.truth.iter().chain(&p.pred))
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Ok(());
+    }
+    let pad = 0.04 * (hi - lo).max(1e-12);
+    let (x0, x1) = (x[0], x[x.len() - 1]);
+    let rows = panels.len().div_ceil(cols);
+    let root =
+        BitMapBackend::new(path, (460 * cols as u32, 70 + 400 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (top, rest) = root.split_vertically(70);
+    top.titled(title, ("sans-serif", 20)).map_err(err)?;
+    let (_, legend) = top.split_vertically(38);
+    let c = RGBColor(214, 39, 40);
+    legend
+        .draw(&Text::new(
+            "black: true (solver)   red: predicted",
+            (20, 6),
+            ("sans-serif", 15).into_font(),
+        ))
+        .map_err(err)?;
+    let areas = rest.split_evenly((rows, cols));
+    for (k, p) in panels.iter().enumerate() {
+        let mut chart = ChartBuilder::on(&areas[k])
+            .caption(&p.label, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(38)
+            .y_label_area_size(55)
+            .build_cartesian_2d(x0..x1, lo - pad..hi + pad)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(xlabel)
+            .y_desc(ylabel)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        for t in &p.truth {
+            chart
+                .draw_series(LineSeries::new(
+                    x.iter().copied().zip(t.iter().copied()),
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        for q in &p.pred {
+            chart
+                .draw_series(LineSeries::new(
+                    x.iter().copied().zip(q.iter().copied()),
+                    c.mix(0.8).stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}

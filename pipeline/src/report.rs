@@ -8,6 +8,7 @@ use crate::plots::{self, Series};
 use crate::util::{finite_mean_std, fmt_config, write_text};
 use anyhow::Result;
 use mfpipe_data::dataset::{Dataset, LevelData};
+use mfpipe_data::metrics;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -107,6 +108,20 @@ impl HasRecords for RunSummary<'_> {
     }
 }
 
+/// A number with three significant digits, plain where that reads well (12.3, 0.0456),
+/// scientific otherwise (1.23e-5).
+fn plain(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if (-3..5).contains(&mag) {
+        format!("{:.*}", (2 - mag).max(0) as usize, v)
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 fn mean_cost(l: &LevelData) -> f64 {
     l.cost_s.iter().sum::<f64>() / l.len().max(1) as f64
 }
@@ -124,6 +139,41 @@ impl RunSummary<'_> {
             .filter_map(|&(l, n)| ds.level(l).map(|l| n as f64 * mean_cost(l)))
             .sum();
         (mean_cost(lf), mean_cost(hf), c_middle)
+    }
+
+    /// The models whose curves the profile figure shows, one row each: dmf-trans (the
+    /// paper's Fig. 12 model) when run, and the multi-fidelity model with the lowest mean RMSE
+    /// at the largest N_L.
+    fn profile_models(&self) -> Vec<String> {
+        let (plan, out) = (self.plan, self.outcome);
+        if out.profiles.is_empty() {
+            return vec![];
+        }
+        let max_lf = plan.n_lf.iter().copied().max().unwrap_or(0);
+        let min_hf = plan.n_hf.iter().copied().min().unwrap_or(0);
+        let mut rows: Vec<String> = plan
+            .models
+            .iter()
+            .map(|m| m.label.clone())
+            .filter(|m| m == "dmf-trans" && out.profiles.contains_key(&(m.clone(), max_lf)))
+            .collect();
+        let best = groups(&out.records, plan)
+            .into_iter()
+            .filter(|((_, n_lf, n_hf), _)| *n_lf == max_lf && *n_hf == min_hf)
+            .map(|((m, _, _), recs)| {
+                (
+                    m,
+                    finite_mean_std(&recs.iter().map(|r| r.rmse).collect::<Vec<_>>()).0,
+                )
+            })
+            .filter(|(_, e)| e.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((m, _)) = best {
+            if !rows.contains(&m) {
+                rows.push(m);
+            }
+        }
+        rows
     }
 
     fn nlf_plot(&self) -> bool {
@@ -297,6 +347,50 @@ impl Exporter<RunSummary<'_>> for Figures {
         }
         files.push("pred_vs_true.png".into());
 
+        // Output curves per test case, predicted over true, for every N_L (DMF Fig. 12).
+        let rows = s.profile_models();
+        if let (Some(truth), false) = (&out.profile_truth, rows.is_empty()) {
+            let min_hf = plan.n_hf.iter().copied().min().unwrap_or(0);
+            let curves = |a: &ndarray::Array2<f64>| {
+                a.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>()
+            };
+            let mut panels = Vec::new();
+            for m in &rows {
+                for &n_lf in &plan.n_lf {
+                    if let Some(p) = out.profiles.get(&(m.clone(), n_lf)) {
+                        let max_err = metrics::max_abs_error(p.view(), truth.view());
+                        panels.push(plots::ProfilePanel {
+                            label: format!(
+                                "{m}, N_L={n_lf}: max |error| {} {}",
+                                plain(max_err),
+                                ds.meta.output_unit
+                            ),
+                            truth: curves(truth),
+                            pred: curves(p),
+                        });
+                    }
+                }
+            }
+            let axis = &ds.meta.axes[0];
+            plots::profiles(
+                &dir.join("profiles.png"),
+                &format!(
+                    "{problem}: {} test cases, predicted vs true, N_H={min_hf}, seed {} (rows: {})",
+                    truth.nrows(),
+                    plan.seeds[0],
+                    rows.join(", ")
+                ),
+                (
+                    &axis.values,
+                    &format!("{} ({})", axis.name, axis.unit),
+                    &format!("{} ({})", ds.meta.output_name, ds.meta.output_unit),
+                ),
+                &panels,
+                plan.n_lf.len(),
+            )?;
+            files.push("profiles.png".into());
+        }
+
         Ok(files)
     }
 }
@@ -356,18 +450,19 @@ impl Exporter<RunSummary<'_>> for Markdown {
         );
         }
         let _ = writeln!(md, "Wall time of training and evaluation: {wall_s:.1} s.\n");
-        let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | fit s | diverged |\n|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | max abs error | fit s | diverged |\n|---|---|---|---|---|---|---|---|---|---|");
         for ((model, n_lf, n_hf), recs) in &grouped {
             let col = |f: fn(&Record) -> f64| recs.iter().map(|r| f(r)).collect::<Vec<f64>>();
             let rmse = col(|r| r.rmse);
             let (m, _, _) = spread(&rmse);
             let _ = writeln!(
             md,
-            "| {model} | {n_lf} | {n_hf} | {m:.4e} ± {:.1e} | {:.4} | {:.5} | {:.4e} | {:.2} | {} of {} |",
+            "| {model} | {n_lf} | {n_hf} | {m:.4e} ± {:.1e} | {:.4} | {:.5} | {:.4e} | {:.4e} | {:.2} | {} of {} |",
             finite_mean_std(&rmse).1,
             spread(&col(|r| r.nrmse)).0,
             spread(&col(|r| r.r2)).0,
             spread(&col(|r| r.mae)).0,
+            spread(&col(|r| r.max_abs_error)).0,
             spread(&col(|r| r.fit_seconds)).0,
             recs.iter().filter(|r| r.diverged()).count(),
             recs.len()
@@ -440,6 +535,49 @@ impl Exporter<RunSummary<'_>> for Markdown {
                 md,
                 "Every model at every N_H (first seed; R² in each caption):\n\n![predicted vs true for each N_H](pred_vs_true_by_nhf.png)\n"
             );
+        }
+        let rows = s.profile_models();
+        if !rows.is_empty() {
+            let min_hf = plan.n_hf.iter().copied().min().unwrap_or(0);
+            let _ = writeln!(
+                md,
+                "## Predicted curves\n\nEvery test case's {} curve, predicted (red) over true (black), at N_H = {min_hf} for each N_L (first seed; rows: {}). The DMF paper's Fig. 12.\n\n![predicted curves](profiles.png)\n",
+                ds.meta.output_name,
+                rows.join(", ")
+            );
+            let _ = writeln!(
+                md,
+                "Maximum absolute error over all test cases and output points ({}), mean over seeds:\n\n| model | {} |\n|---|{}",
+                ds.meta.output_unit,
+                plan.n_lf.iter().map(|n| format!("N_L = {n}")).collect::<Vec<_>>().join(" | "),
+                "---|".repeat(plan.n_lf.len())
+            );
+            for m in &plan.models {
+                let cells: Vec<String> = plan
+                    .n_lf
+                    .iter()
+                    .map(|&n_lf| {
+                        let v: Vec<f64> = out
+                            .records
+                            .iter()
+                            .filter(|r| {
+                                r.model == m.label
+                                    && r.n_hf == min_hf
+                                    && (r.n_lf == n_lf || r.n_lf == 0)
+                            })
+                            .map(|r| r.max_abs_error)
+                            .collect();
+                        let (mean, _) = finite_mean_std(&v);
+                        if mean.is_finite() {
+                            plain(mean)
+                        } else {
+                            "–".into()
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {} | {} |", m.label, cells.join(" | "));
+            }
+            let _ = writeln!(md);
         }
         let _ = writeln!(md, "## Cost vs accuracy\n\nCPU cost of the training data from the measured per-sample solve times (LF {c_lf:.3e} s, HF {c_hf:.3e} s per sample).\n\n![cost vs accuracy](cost_vs_rmse.png)\n");
         let _ = writeln!(md, "## Hyperparameters\n");
@@ -519,6 +657,7 @@ mod tests {
             nrmse: rmse,
             r2: 1.0 - rmse,
             mae: rmse,
+            max_abs_error: rmse,
             fit_seconds: 0.0,
             predict_seconds: 0.0,
             hyperparameters: serde_json::Value::Null,

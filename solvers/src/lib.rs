@@ -6,6 +6,7 @@
 
 pub mod burgers;
 pub mod heat;
+pub mod md;
 pub mod plasmonic;
 pub mod poisson;
 pub mod registry;

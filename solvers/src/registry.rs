@@ -11,6 +11,7 @@ pub fn all() -> Vec<Box<dyn Simulator>> {
         Box::new(crate::heat::Heat::new()),
         Box::new(crate::plasmonic::Plasmonic::new()),
         Box::new(crate::plasmonic::Plasmonic::spectrum()),
+        Box::new(crate::md::MolecularDynamics::new()),
         Box::new(Synthetic::new(Function::Borehole)),
         Box::new(Synthetic::new(Function::Currin)),
         Box::new(Synthetic::new(Function::Park)),

@@ -62,15 +62,22 @@ fn every_problem_declares_a_consistent_spec() {
 }
 
 /// Every level below the problem's heavy ones (`Simulator::heavy_from`: a minute a sample).
+/// A cheap level may fail on part of the input box (md's 20 fs step blows up): that must be a
+/// recorded failure with a reason, and the problem's top level must solve.
 #[test]
 fn every_problem_returns_what_it_declares_at_every_level() {
     for sim in registry::all() {
         let spec = sim.spec();
         let [x, _] = points(sim.as_ref());
+        let top = spec.fidelities.len() - 1;
         for f in &spec.fidelities[..sim.heavy_from()] {
-            let s = sim
-                .solve(&Sample::new(x.clone(), f.level, 7))
-                .unwrap_or_else(|e| panic!("{} level {}: {e}", spec.name, f.level));
+            let s = match sim.solve(&Sample::new(x.clone(), f.level, 7)) {
+                Ok(s) => s,
+                Err(SolveError::Failed { reason, .. }) if f.level < top && !reason.is_empty() => {
+                    continue
+                }
+                Err(e) => panic!("{} level {}: {e}", spec.name, f.level),
+            };
             assert_eq!(s.values.len(), spec.output.len(), "{}", spec.name);
             assert!(
                 s.values.iter().all(|v| v.is_finite()),
@@ -113,16 +120,16 @@ fn same_seed_same_bits_and_batches_match_single_solves() {
         let bits = |s: &mfpipe_solvers::Solution| -> Vec<u64> {
             s.values.iter().map(|v| v.to_bits()).collect()
         };
-        let r: Vec<_> = out.results.iter().map(|r| r.as_ref().unwrap()).collect();
-        assert_eq!(
-            bits(r[0]),
-            bits(r[2]),
-            "{}: same sample, same bits",
-            spec.name
-        );
-        let single = sim.solve(&batch[1]).unwrap();
-        assert_eq!(bits(r[1]), bits(&single), "{}: batch = solve", spec.name);
-        assert_eq!(single.diagnostics.len(), r[1].diagnostics.len());
+        // A level may fail on part of the box; a failure must then be the same failure.
+        let same = |a: &Result<_, SolveError>, b: &Result<_, SolveError>| match (a, b) {
+            (Ok(a), Ok(b)) => bits(a) == bits(b) && a.diagnostics.len() == b.diagnostics.len(),
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        };
+        let r = &out.results;
+        assert!(same(&r[0], &r[2]), "{}: same sample, same bits", spec.name);
+        let single = sim.solve(&batch[1]);
+        assert!(same(&r[1], &single), "{}: batch = solve", spec.name);
     }
 }
 
