@@ -442,14 +442,12 @@ impl RunConfig {
                 mfpipe_data::design::grid_counts(n, d.grid.len(), &d.grid)
                     .map_err(|e| anyhow::anyhow!("data.grid: {e}"))?;
             }
-            let g = if self.smoke.grid.is_empty() {
-                &d.grid
-            } else {
-                &self.smoke.grid
-            };
-            for &n in &self.smoke.n {
-                mfpipe_data::design::grid_counts(n, g.len(), g)
-                    .map_err(|e| anyhow::anyhow!("smoke.n with the grid design: {e}"))?;
+            let g = &self.smoke.grid;
+            if !g.is_empty() {
+                for &n in &self.smoke.n {
+                    mfpipe_data::design::grid_counts(n, g.len(), g)
+                        .map_err(|e| anyhow::anyhow!("smoke.grid: {e}"))?;
+                }
             }
         }
         self.check_protocol_levels()?;

@@ -337,6 +337,20 @@ fn rows(a: &Array2<f64>, idx: &[usize]) -> Array2<f64> {
     a.select(ndarray::Axis(0), idx)
 }
 
+/// The usable samples of `l` whose inputs are not those of a test sample of `hf`. A design
+/// shared by the levels (a grid) puts cheaper samples at the test inputs: they stay out of
+/// training, so no model sees any solve of a test case.
+fn off_test(l: &LevelData, hf: &LevelData, test: &[usize]) -> Vec<usize> {
+    let key =
+        |a: &Array2<f64>, i: usize| -> Vec<u64> { a.row(i).iter().map(|v| v.to_bits()).collect() };
+    let at_test: std::collections::HashSet<Vec<u64>> =
+        test.iter().map(|&i| key(&hf.inputs, i)).collect();
+    usable(l)
+        .into_iter()
+        .filter(|&i| !at_test.contains(&key(&l.inputs, i)))
+        .collect()
+}
+
 /// Computed samples not marked as test.
 fn usable(l: &LevelData) -> Vec<usize> {
     (0..l.len())
@@ -392,19 +406,7 @@ impl<'a> Data<'a> {
             .level(lf_level)
             .with_context(|| format!("dataset has no fidelity {lf_level}"))?;
         let (hf_pool, test) = hf_split(hf, n_test, ds.meta.seed)?;
-        // A design shared by the levels (a grid) puts LF samples at the test inputs: they stay
-        // out of training, so no model sees any solve of a test case.
-        let at_test: std::collections::HashSet<Vec<u64>> = test
-            .iter()
-            .map(|&i| hf.inputs.row(i).iter().map(|v| v.to_bits()).collect())
-            .collect();
-        let lf_pool: Vec<usize> = usable(lf)
-            .into_iter()
-            .filter(|&i| {
-                let key: Vec<u64> = lf.inputs.row(i).iter().map(|v| v.to_bits()).collect();
-                !at_test.contains(&key)
-            })
-            .collect();
+        let lf_pool = off_test(lf, hf, &test);
         if max_hf > hf_pool.len() {
             bail!("{max_hf} HF training samples requested but fidelity {hf_level} has only {} usable training samples", hf_pool.len());
         }
@@ -434,7 +436,7 @@ impl<'a> Data<'a> {
             let l = ds
                 .level(level)
                 .with_context(|| format!("dataset has no fidelity {level}"))?;
-            let pool = usable(l);
+            let pool = off_test(l, self.hf, &self.test);
             if n == 0 || n > pool.len() {
                 bail!(
                     "{n} samples requested from fidelity {level}, which has {} usable samples",
@@ -980,6 +982,23 @@ mod tests {
         // Asking for more than the pool holds is an error naming the level.
         let e = Data::new(&ds, 0, 2, 5, 10, 12).err().unwrap().to_string();
         assert!(e.contains("fidelity 2"), "{e}");
+    }
+
+    #[test]
+    fn cheaper_samples_at_the_test_inputs_stay_out_of_training() {
+        // Levels 0 and 2 share one design (16 points each), as a grid design does.
+        let ds = dataset([16, 12, 16]);
+        let data = Data::new(&ds, 0, 2, 5, 11, 8).unwrap();
+        let hf = ds.level(2).unwrap();
+        let test_x: Vec<f64> = data.test.iter().map(|&i| hf.inputs[[i, 0]]).collect();
+        let lf = ds.level(0).unwrap();
+        assert_eq!(data.lf_pool.len(), 11);
+        assert!(data
+            .lf_pool
+            .iter()
+            .all(|&i| !test_x.contains(&lf.inputs[[i, 0]])));
+        // Asking for every LF sample is refused: five sit at test inputs.
+        assert!(Data::new(&ds, 0, 2, 5, 12, 8).is_err());
     }
 
     #[test]

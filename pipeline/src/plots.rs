@@ -131,7 +131,7 @@ pub fn curves(
                 format!("1e{r}")
             }
         })
-        .y_label_formatter(&|v| format!("{v:.1e}"))
+        .y_label_formatter(&|v| log_tick(*v))
         .draw()
         .map_err(err)?;
     for (i, s) in series.iter().enumerate() {
@@ -386,6 +386,43 @@ pub fn scatter_grid(
     Ok(())
 }
 
+/// A log-axis tick label: three significant digits, plain between 1e-3 and 1e5 (100, 0.25,
+/// 0.001), "1e-5" style outside.
+fn log_tick(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let a = v.abs();
+    if !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.2e}");
+        // 1.00e-5 -> 1e-5, 2.50e-5 -> 2.5e-5
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let m = m.trim_end_matches('0').trim_end_matches('.');
+        return format!("{m}e{e}");
+    }
+    let mag = a.log10().floor() as i32;
+    let decimals = (2 - mag).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A tick label with no more decimals than the axis span needs (200, 0.5, 1e-3).
+fn tick(v: f64, span: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{v:.0e}");
+    }
+    let decimals = (-(span.abs().max(1e-300) / 10.0).log10().floor()).max(0.0) as usize;
+    format!("{v:.decimals$}")
+}
+
 /// One panel of [`profiles`]: a caption, the true curves and the predicted ones (one per test
 /// case, each `x.len()` long).
 pub struct ProfilePanel {
@@ -449,6 +486,9 @@ pub fn profiles(
             .configure_mesh()
             .x_desc(xlabel)
             .y_desc(ylabel)
+            .light_line_style(WHITE)
+            .x_label_formatter(&|v| tick(*v, x1 - x0))
+            .y_label_formatter(&|v| tick(*v, hi - lo))
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;
@@ -471,4 +511,21 @@ pub fn profiles(
     }
     root.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{log_tick, tick};
+
+    #[test]
+    fn tick_labels_are_plain_numbers() {
+        assert_eq!(log_tick(100.0), "100");
+        assert_eq!(log_tick(0.5), "0.5");
+        assert_eq!(log_tick(0.001), "0.001");
+        assert_eq!(log_tick(2.5e-5), "2.5e-5");
+        assert_eq!(log_tick(1e6), "1e6");
+        assert_eq!(tick(200.0, 2000.0), "200");
+        assert_eq!(tick(0.2, 1.0), "0.2");
+        assert_eq!(tick(0.0, 1.0), "0");
+    }
 }

@@ -163,6 +163,28 @@ fn bad_generate_arguments_are_one_line() {
 }
 
 #[test]
+fn a_grid_shape_must_fit_the_design() {
+    fails_with(
+        &[
+            "generate", "burgers", "--grid", "4x4", "--levels", "0", "--n", "16",
+        ],
+        "--grid \"4x4\" needs --design grid",
+    );
+    fails_with(
+        &[
+            "generate", "md", "--design", "grid", "--grid", "5x19", "--levels", "4", "--n", "114",
+        ],
+        "shape [5, 19] has 95 points, not n = 114",
+    );
+    fails_with(
+        &[
+            "generate", "md", "--design", "grid", "--grid", "6xa", "--levels", "4", "--n", "114",
+        ],
+        "expected counts per input like 6x19",
+    );
+}
+
+#[test]
 fn bad_configs_are_one_line() {
     let d = tmp();
     std::fs::write(
@@ -214,6 +236,26 @@ fn bad_configs_are_one_line() {
         d.path(),
         &["run", "burgers", "--config", "model.toml"],
         "unknown model \"gpx\"",
+    );
+    std::fs::write(
+        d.path().join("grid.toml"),
+        "problem = \"md\"\n[data]\ngrid = [6, 19]\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "md", "--config", "grid.toml"],
+        "data.grid [6, 19] needs design = \"grid\"",
+    );
+    std::fs::write(
+        d.path().join("levels.toml"),
+        "problem = \"md\"\n[data]\nlevels = [0, 4]\nn = [8, 8]\n[protocol]\nlevels = [2, 4]\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "md", "--config", "levels.toml"],
+        "level 2 is not in data.levels [0, 4]",
     );
     std::fs::write(
         d.path().join("hp.toml"),

@@ -503,3 +503,69 @@ fn the_rbf_study_runs_and_the_full_batch_loss_gives_positive_definite_surrogates
     assert!(report.contains("| 3 | rbf-g |"));
     assert!(report.contains("chosen by cross-validation"));
 }
+
+#[test]
+fn md_runs_on_its_grid_and_trains_on_the_stable_levels_only() {
+    // The embedded md config at smoke size: a 3 x 4 grid solved at all five time steps (the
+    // failure table), training on dt = 5 fs against dt = 1 fs.
+    let d = tempfile::tempdir().unwrap();
+    let o = pipeline(d.path(), &["run", "md", "--smoke", "--out", "md"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ds = h5::read(&d.path().join("md/md.h5")).unwrap();
+    assert_eq!(ds.meta.design, "grid 3x4");
+    assert_eq!(ds.levels.len(), 5);
+    // One design for every level: every time step of one input from the same start.
+    for l in &ds.levels {
+        assert_eq!(l.inputs, ds.levels[0].inputs);
+        assert_eq!(l.seed, ds.levels[0].seed);
+    }
+    assert!(
+        ds.levels[0].failed() > 0,
+        "dt = 20 fs blows up on part of the grid"
+    );
+    assert_eq!(ds.levels[4].failed(), 0);
+    let splits: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("md/splits.json")).unwrap())
+            .unwrap();
+    assert_eq!(splits["lf_level"], 2);
+    assert_eq!(splits["hf_level"], 4);
+    let test: Vec<u64> = serde_json::from_value(splits["test_hf"].clone()).unwrap();
+    for t in splits["train"].as_array().unwrap() {
+        for i in t["lf"].as_array().unwrap() {
+            assert!(!test.contains(&i.as_u64().unwrap()), "LF at a test input");
+        }
+    }
+    let report = std::fs::read_to_string(d.path().join("md/report.md")).unwrap();
+    assert!(report.contains("| 0 | dt20fs |"), "{report}");
+}
+
+#[test]
+fn a_sweep_over_n_lf_of_a_curve_output_draws_the_predicted_curves() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("md.toml"),
+        "problem = \"md\"\n[data]\ndesign = \"grid\"\ngrid = [3, 4]\nlevels = [2, 4]\nn = [12, 12]\n\
+         [protocol]\nn_lf = [4, 8]\nn_hf = [3]\nseeds = [0]\nn_test = 4\nmodels = [\"ar\", \"nn-hf\"]\n\
+         [models.nn-hf]\nepochs = 50\n",
+    )
+    .unwrap();
+    let o = pipeline(
+        d.path(),
+        &["run", "md", "--config", "md.toml", "--out", "o"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(d.path().join("o/profiles.png").exists());
+    let report = std::fs::read_to_string(d.path().join("o/report.md")).unwrap();
+    assert!(report.contains("## Predicted curves"), "{report}");
+    assert!(report.contains("| ar | "), "{report}");
+    let recs: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("o/results.json")).unwrap())
+            .unwrap();
+    for r in &recs {
+        let (max, mae) = (
+            r["max_abs_error"].as_f64().unwrap(),
+            r["mae"].as_f64().unwrap(),
+        );
+        assert!(max >= mae && mae > 0.0, "{r}");
+    }
+}
