@@ -7,7 +7,7 @@ use crate::export::export_all;
 use crate::progress::note;
 use crate::util::write_text;
 use crate::{
-    config, experiment, generate, isolate, progress, rbf_study, report, studies, tradeoff,
+    config, experiment, generate, isolate, progress, rbf_study, report, studies, tradeoff, util,
 };
 use anyhow::{bail, Context, Result};
 use mfpipe_data::design::DesignKind;
@@ -672,7 +672,7 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
         grid: vec![],
         seed: cfg.data.seed,
         levels: vec![lf, hf],
-        n: vec![max_lf, max_hf + t.n_test],
+        n: vec![max_lf, max_hf.saturating_add(t.n_test)],
         shard: None,
     };
     let mut ds = generate::ensure(sim.as_ref(), &spec, &path, &progress::Bar::new())?;
@@ -725,6 +725,12 @@ fn bench(a: BenchArgs) -> Result<()> {
             (0..heavy).collect()
         }
     };
+    let d = sim.spec().inputs.len();
+    util::check_memory(
+        &format!("bench --samples {}", a.samples),
+        a.samples,
+        8 * (d + 2),
+    )?;
     let xs = mfpipe_data::design::design(DesignKind::Sobol, &sim.spec().inputs, a.samples, 0)?;
     let xs: Vec<Vec<f64>> = xs.rows().into_iter().map(|r| r.to_vec()).collect();
     println!(

@@ -69,7 +69,16 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
         .map(|e| (e.name.clone(), e.unit.clone(), e.shape.clone()))
         .collect();
     let mut levels = Vec::new();
+    // Every sample's inputs, outputs, extras, seed, status, cost (and a margin for the
+    // failure text and diagnostics) are held in memory.
+    let extra_len: usize = ps.extras.iter().map(|e| e.len()).sum();
+    let per_sample = 8 * (specs.len() + out.len() + extra_len + 8);
     for (&level, &n) in spec.levels.iter().zip(&spec.n) {
+        crate::util::check_memory(
+            &format!("{} samples of {} level {level}", n, ps.name),
+            n,
+            per_sample,
+        )?;
         let fid = sim.fidelity(&level.to_string())?.clone();
         let seed = design::level_seed(spec.seed, level);
         let inputs = design::design_shaped(spec.design, specs, n, seed, &spec.grid)?;
@@ -148,6 +157,56 @@ pub fn same_run(a: &Dataset, b: &Dataset) -> bool {
         })
 }
 
+/// The advisory lock of one dataset's writer: `flock` on `F.lock` next to the file, taken
+/// before any work and held while the process writes. The kernel drops it when the process
+/// ends, however it ends, so a killed writer leaves no stale lock: the next writer simply gets
+/// it. The file holds the writer's PID, so a second writer is told whom it collides with.
+pub struct WriterLock {
+    path: std::path::PathBuf,
+    _file: std::fs::File,
+}
+
+impl WriterLock {
+    pub fn acquire(dataset: &Path) -> Result<Self> {
+        use std::io::Write as _;
+        use std::os::fd::AsRawFd;
+        let mut name = dataset.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot write next to {}", dataset.display()))?;
+        // SAFETY: flock on a file descriptor we own; it only takes or refuses the lock.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                let pid = pid.trim();
+                bail!(
+                    "{} is being written by process {}",
+                    dataset.display(),
+                    if pid.is_empty() { "(unknown)" } else { pid }
+                );
+            }
+            bail!("cannot lock {}: {err}", path.display());
+        }
+        file.set_len(0)
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self { path, _file: file })
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 pub struct GenSummary {
     pub dataset: Dataset,
     pub computed: usize,
@@ -165,6 +224,7 @@ pub fn generate(
     for &l in &spec.levels {
         mfpipe_solvers::check_level(sim, l)?;
     }
+    let _lock = WriterLock::acquire(out)?;
     let mut ds = skeleton(sim, spec)?;
     let jpath = journal::journal_path(out);
     let mut reused = 0;

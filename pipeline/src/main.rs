@@ -23,6 +23,12 @@ fn main() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
+        // std's print macros panic when stdout cannot be written (`> /dev/full`): that is
+        // the user's stdout, not a bug, so it gets an ordinary one-line error and exit 1.
+        if let Some(why) = msg.strip_prefix("failed printing to stdout: ") {
+            eprintln!("error: cannot write to stdout: {why}");
+            std::process::exit(1);
+        }
         eprintln!(
             "error: internal error: {msg} (at {})",
             info.location().map(|l| l.to_string()).unwrap_or_default()

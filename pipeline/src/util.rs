@@ -39,3 +39,33 @@ pub fn one_line(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Physical memory of this machine in bytes (None where the OS does not say).
+pub fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf only reads system configuration values.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
+}
+
+/// Refuse, before allocating, to hold `count` items of `bytes_each` bytes in memory when that
+/// exceeds the machine's physical memory: a one-line error naming the count and the size,
+/// instead of an allocation failure that aborts the process.
+pub fn check_memory(what: &str, count: usize, bytes_each: usize) -> Result<()> {
+    let gb = |b: u128| b as f64 / 1e9;
+    let need = count as u128 * bytes_each as u128;
+    if let Some(have) = physical_memory() {
+        if need > have as u128 {
+            anyhow::bail!(
+                "{what} would need {:.1} GB in memory ({bytes_each} bytes a sample), more than this machine's {:.1} GB",
+                gb(need),
+                gb(have as u128)
+            );
+        }
+    }
+    Ok(())
+}

@@ -342,3 +342,68 @@ fn files_that_crash_or_hang_libhdf5_are_one_line() {
         }
     }
 }
+
+#[test]
+fn huge_counts_are_refused_before_allocating() {
+    fails_with(
+        &["generate", "burgers", "--levels", "0", "--n", "99999999999"],
+        "99999999999 samples of burgers level 0 would need",
+    );
+    fails_with(
+        &["bench", "burgers", "--samples", "99999999999"],
+        "bench --samples 99999999999 would need",
+    );
+}
+
+#[test]
+fn a_full_stdout_is_an_error_not_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = std::process::Command::new(mfpipe_tests::pipeline_bin())
+        .arg("list")
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: cannot write to stdout"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_second_writer_is_refused_at_once_and_a_killed_ones_lock_is_taken_over() {
+    use std::process::{Command, Stdio};
+    let d = tmp();
+    let args = [
+        "generate", "md", "--design", "sobol", "--levels", "4", "--n", "24", "--out", "md.h5",
+    ];
+    let mut first = Command::new(mfpipe_tests::pipeline_bin())
+        .current_dir(d.path())
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = d.path().join("md.h5.lock");
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim().is_empty()) {
+        assert!(t.elapsed().as_secs() < 30, "the first writer never locked");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut again = args.to_vec();
+    again.push("--resume");
+    fails_in(
+        d.path(),
+        &again,
+        &format!("md.h5 is being written by process {}", first.id()),
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The kernel dropped the killed writer's lock: the next writer resumes.
+    let o = pipeline(d.path(), &again);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!lock.exists(), "the lock file goes with its writer");
+}
