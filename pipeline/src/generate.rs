@@ -48,12 +48,9 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         generator: generator_id(),
         seed: spec.seed,
-        design: if spec.design == DesignKind::Grid && !spec.grid.is_empty() {
-            let shape: Vec<String> = spec.grid.iter().map(|k| k.to_string()).collect();
-            format!("grid {}", shape.join("x"))
-        } else {
-            spec.design.to_string()
-        },
+        // DESIGN sec. 3: the attribute is one of sobol, lhs, uniform, grid; a grid's shape is
+        // in its inputs (the distinct values of each column).
+        design: spec.design.to_string(),
         input_names: specs.iter().map(|s| s.name.to_string()).collect(),
         input_units: specs.iter().map(|s| s.unit.to_string()).collect(),
         input_lower: specs.iter().map(|s| s.lower).collect(),
