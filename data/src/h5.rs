@@ -54,6 +54,116 @@ fn put_scalar<T: H5Type>(loc: &Location, name: &str, v: T) -> hdf5::Result<()> {
     loc.new_attr::<T>().shape(()).create(name)?.write_scalar(&v)
 }
 
+/// netCDF-4 dimension scales through HDF5's high-level H5DS API (libhdf5_hl, shipped with
+/// every HDF5 install; hdf5-metno does not bind it): xarray/h5netcdf then see named
+/// dimensions with coordinates instead of `phony_dim_*`.
+mod scales {
+    use std::os::raw::{c_char, c_uint};
+
+    #[link(name = "hdf5_hl")]
+    extern "C" {
+        fn H5DSset_scale(dsid: i64, dimname: *const c_char) -> i32;
+        fn H5DSattach_scale(did: i64, dsid: i64, idx: c_uint) -> i32;
+    }
+
+    /// Make `d` the dimension scale called `name`.
+    pub fn set(d: &hdf5::Dataset, name: &str) -> hdf5::Result<()> {
+        let c = std::ffi::CString::new(name).map_err(|e| hdf5::Error::from(e.to_string()))?;
+        // SAFETY: a valid open dataset id and a NUL-terminated name; the library lock is held.
+        let rc = hdf5::sync::sync(|| unsafe { H5DSset_scale(d.id(), c.as_ptr()) });
+        if rc < 0 {
+            return Err(format!("cannot make {name} a dimension scale").into());
+        }
+        Ok(())
+    }
+
+    /// Attach `scale` to dimension `idx` of `d`.
+    pub fn attach(d: &hdf5::Dataset, scale: &hdf5::Dataset, idx: usize) -> hdf5::Result<()> {
+        // SAFETY: two valid open dataset ids; the library lock is held.
+        let rc =
+            hdf5::sync::sync(|| unsafe { H5DSattach_scale(d.id(), scale.id(), idx as c_uint) });
+        if rc < 0 {
+            return Err(format!("cannot attach dimension {idx} of {}", d.name()).into());
+        }
+        Ok(())
+    }
+}
+
+/// Label a level group for netCDF-4 readers (xarray with h5netcdf): dimension scales
+/// `sample`, `input` (the input names) and one per output axis (its coordinates) in the group,
+/// attached to every per-sample array, and CF `units`/`long_name` attributes and a
+/// `flag_values`/`flag_meanings` legend on `status`. Additions only: the mfpipe/1 members
+/// are unchanged.
+fn label_level(g: &Group, m: &Meta, l: &LevelData) -> hdf5::Result<()> {
+    let n = l.len();
+    let sample = g
+        .new_dataset_builder()
+        .with_data(&ndarray::Array1::from_iter(0..n as u64))
+        .create("sample")?;
+    scales::set(&sample, "sample")?;
+    put_str(&sample, "long_name", "sample index within the level")?;
+    let names: Vec<VarLenUnicode> = m.input_names.iter().map(|s| vlu(s)).collect();
+    let input = g
+        .new_dataset_builder()
+        .with_data(&ndarray::Array1::from(names))
+        .create("input")?;
+    scales::set(&input, "input")?;
+    put_str(&input, "long_name", "input name")?;
+    let mut axes = Vec::new();
+    for a in &m.axes {
+        let d = g
+            .new_dataset_builder()
+            .with_data(&a.values)
+            .create(a.name.as_str())?;
+        scales::set(&d, &a.name)?;
+        put_str(&d, "units", &a.unit)?;
+        put_str(&d, "long_name", &a.name)?;
+        axes.push(d);
+    }
+    let inputs = g.dataset("inputs")?;
+    scales::attach(&inputs, &sample, 0)?;
+    scales::attach(&inputs, &input, 1)?;
+    put_str(&inputs, "long_name", "inputs of each sample")?;
+    put_strs(&inputs, "input_units", &m.input_units)?;
+    let outputs = g.dataset("outputs")?;
+    scales::attach(&outputs, &sample, 0)?;
+    for (k, a) in axes.iter().enumerate() {
+        scales::attach(&outputs, a, k + 1)?;
+    }
+    put_str(&outputs, "units", &m.output_unit)?;
+    put_str(&outputs, "long_name", &m.output_name)?;
+    for (name, units, long) in [
+        ("cost_s", "s", "CPU seconds of the solve"),
+        ("status", "", "0 ok, 1 solver failed, 2 not yet computed"),
+        ("role", "", "0 training pool, 1 held-out test"),
+        ("seed", "", "the sample's seed"),
+        ("failure", "", "the solver's reason for status 1"),
+    ] {
+        if g.link_exists(name) {
+            let d = g.dataset(name)?;
+            scales::attach(&d, &sample, 0)?;
+            put_str(&d, "long_name", long)?;
+            if !units.is_empty() {
+                put_str(&d, "units", units)?;
+            }
+        }
+    }
+    let status = g.dataset("status")?;
+    status
+        .new_attr::<u8>()
+        .shape([3])
+        .create("flag_values")?
+        .write(&[0u8, 1, 2])?;
+    put_str(&status, "flag_meanings", "ok solver_failed not_computed")?;
+    if g.link_exists("diagnostics") {
+        let dg = g.group("diagnostics")?;
+        for name in dg.member_names()? {
+            scales::attach(&dg.dataset(&name)?, &sample, 0)?;
+        }
+    }
+    Ok(())
+}
+
 /// Chunked, shuffled and deflated dataset of any shape (rows are samples).
 fn put_array<T: H5Type + Copy>(g: &Group, name: &str, data: &ArrayD<T>) -> hdf5::Result<()> {
     let shape = data.shape().to_vec();
@@ -129,6 +239,7 @@ fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
                 .with_data(&a.values)
                 .create(a.name.as_str())?;
             put_str(&d, "unit", &a.unit)?;
+            put_str(&d, "units", &a.unit)?;
         }
         let fid = f.create_group("fidelity")?;
         let shape = m.output_shape();
@@ -187,6 +298,7 @@ fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
                     put_str(&d, "unit", &e.unit)?;
                 }
             }
+            label_level(&g, m, l)?;
         }
         Ok(())
     })()

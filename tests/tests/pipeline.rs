@@ -582,3 +582,44 @@ fn a_sweep_over_n_lf_of_a_curve_output_draws_the_predicted_curves() {
         assert!(max >= mae && mae > 0.0, "{r}");
     }
 }
+
+#[test]
+fn a_level_group_opens_in_xarray_with_named_dimensions_coordinates_and_units() {
+    // What a Python user does with a file (scripts/setup installs xarray and h5netcdf);
+    // -W error turns any warning (phony dimensions, undecodable attributes) into a failure.
+    let d = tempfile::tempdir().unwrap();
+    let o = pipeline(
+        d.path(),
+        &[
+            "generate", "burgers", "--levels", "0,1", "--n", "4,6", "--out", "b.h5",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = r#"
+import xarray as xr
+ds = xr.open_dataset("b.h5", engine="h5netcdf", group="fidelity/1")
+u = ds["outputs"]
+assert u.dims == ("sample", "t", "x"), u.dims
+assert u.sizes == {"sample": 6, "t": 100, "x": 100}, u.sizes
+assert float(ds["t"][-1]) == 3.0 and float(ds["x"][-1]) == 1.0
+assert list(ds["input"].values) == ["nu"]
+assert ds["inputs"].dims == ("sample", "input")
+assert ds["cost_s"].attrs["units"] == "s"
+assert list(ds["status"].attrs["flag_values"]) == [0, 1, 2]
+assert ds["status"].attrs["flag_meanings"] == "ok solver_failed not_computed"
+assert u.attrs["long_name"] == "u"
+nu = ds["inputs"].sel(input="nu").values
+assert ((nu >= 0.001) & (nu <= 0.1)).all()
+print("ok", u.dims)
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-W", "error", "-c", script])
+        .current_dir(d.path())
+        .output()
+        .expect("python3 (scripts/setup installs xarray and h5netcdf for it)");
+    assert!(
+        o.status.success(),
+        "xarray could not open the level group as documented:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
