@@ -131,7 +131,7 @@ pub fn curves(
                 format!("1e{r}")
             }
         })
-        .y_label_formatter(&|v| log_tick(*v))
+        .y_label_formatter(&|v| plain_number(*v))
         .draw()
         .map_err(err)?;
     for (i, s) in series.iter().enumerate() {
@@ -386,9 +386,9 @@ pub fn scatter_grid(
     Ok(())
 }
 
-/// A log-axis tick label: three significant digits, plain between 1e-3 and 1e5 (100, 0.25,
-/// 0.001), "1e-5" style outside.
-fn log_tick(v: f64) -> String {
+/// A number with three significant digits, plain between 1e-3 and 1e5 (100, 0.25, 0.001),
+/// "1e-5" style outside: log-axis tick labels and the report's tables.
+pub fn plain_number(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
@@ -515,15 +515,15 @@ pub fn profiles(
 
 #[cfg(test)]
 mod tests {
-    use super::{log_tick, tick};
+    use super::{plain_number, tick};
 
     #[test]
     fn tick_labels_are_plain_numbers() {
-        assert_eq!(log_tick(100.0), "100");
-        assert_eq!(log_tick(0.5), "0.5");
-        assert_eq!(log_tick(0.001), "0.001");
-        assert_eq!(log_tick(2.5e-5), "2.5e-5");
-        assert_eq!(log_tick(1e6), "1e6");
+        assert_eq!(plain_number(100.0), "100");
+        assert_eq!(plain_number(0.5), "0.5");
+        assert_eq!(plain_number(0.001), "0.001");
+        assert_eq!(plain_number(2.5e-5), "2.5e-5");
+        assert_eq!(plain_number(1e6), "1e6");
         assert_eq!(tick(200.0, 2000.0), "200");
         assert_eq!(tick(0.2, 1.0), "0.2");
         assert_eq!(tick(0.0, 1.0), "0");

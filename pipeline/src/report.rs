@@ -108,20 +108,6 @@ impl HasRecords for RunSummary<'_> {
     }
 }
 
-/// A number with three significant digits, plain where that reads well (12.3, 0.0456),
-/// scientific otherwise (1.23e-5).
-fn plain(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let mag = v.abs().log10().floor() as i32;
-    if (-3..5).contains(&mag) {
-        format!("{:.*}", (2 - mag).max(0) as usize, v)
-    } else {
-        format!("{v:.2e}")
-    }
-}
-
 fn mean_cost(l: &LevelData) -> f64 {
     l.cost_s.iter().sum::<f64>() / l.len().max(1) as f64
 }
@@ -362,7 +348,7 @@ impl Exporter<RunSummary<'_>> for Figures {
                         panels.push(plots::ProfilePanel {
                             label: format!(
                                 "{m}, N_L={n_lf}: max |error| {} {}",
-                                plain(max_err),
+                                plots::plain_number(max_err),
                                 ds.meta.output_unit
                             ),
                             truth: curves(truth),
@@ -569,7 +555,7 @@ impl Exporter<RunSummary<'_>> for Markdown {
                             .collect();
                         let (mean, _) = finite_mean_std(&v);
                         if mean.is_finite() {
-                            plain(mean)
+                            plots::plain_number(mean)
                         } else {
                             "–".into()
                         }
