@@ -5,6 +5,7 @@
 //! level and return values on the problem's common grid.
 
 pub mod burgers;
+pub mod cem;
 pub mod heat;
 pub mod md;
 pub mod plasmonic;
