@@ -8,7 +8,7 @@
 
 use mfpipe_solvers::cem::basis::{spectral, CemSpace, Form, Options};
 use mfpipe_solvers::cem::{
-    fem, high_contrast, solve_steady, source, steady_kappa, Cem, CemOptions, Kind, FINE,
+    fem, high_contrast, solve_steady, source, steady_kappa, Cem, CemOptions, Kind, FINE, LAYERS,
 };
 use mfpipe_solvers::{Sample, Simulator};
 use std::f64::consts::PI;
@@ -307,7 +307,7 @@ fn cem_heat_stores_the_source_loads_and_its_top_cem_level_reproduces_its_coeffic
     let space = CemSpace::build(
         FINE,
         &high_contrast(FINE, 1e4),
-        opts(10, 3, 2, Form::Relaxed),
+        opts(10, 3, LAYERS, Form::Relaxed),
     )
     .unwrap();
     let dt = PI / 31.0;
@@ -320,7 +320,7 @@ fn cem_heat_stores_the_source_loads_and_its_top_cem_level_reproduces_its_coeffic
         // The stored projection of level k on the 2nd function of cell (x = 3, y = 7).
         let cell = 7 * 10 + 3;
         let stored = top.extras["source_proj_2"][((k - 1) * 10 + 3) * 10 + 7];
-        assert!((stored - load[cell * 3 + 1]).abs() <= 1e-12 * load[cell * 3 + 1].abs().max(1e-12));
+        assert!((stored - load[cell * 3 + 1]).abs() <= 1e-12 * load[cell * 3 + 1].abs().max(1e-12), "step {k}: stored {stored:e}, recomputed {:e}", load[cell * 3 + 1]);
         let rhs: Vec<f64> = (0..space.dim())
             .map(|i| (0..space.dim()).map(|j| mass[(i, j)] * c[j]).sum::<f64>() / dt + load[i])
             .collect();
@@ -353,4 +353,23 @@ fn cem_heat_stores_the_source_loads_and_its_top_cem_level_reproduces_its_coeffic
         .sqrt()
         / fine.iter().map(|v| v * v).sum::<f64>().sqrt();
     assert!(rel < 0.5, "level 2 vs fine: {rel:.3e}");
+}
+
+#[test]
+fn a_degenerate_pair_cut_by_l_i_is_split_by_a_fixed_rule() {
+    // A cell of constant kappa has equal eigenvalues for its x- and y-modes; with L_i = 2 the
+    // kept second function must not be whatever rotation the eigensolver returns: it is the
+    // mode along x, odd in x about the cell centre and even in y.
+    let kappa = vec![1.0; FINE * FINE];
+    let sp = spectral(FINE, 10, &kappa, (4, 4), 2).unwrap();
+    let r = FINE / 10;
+    let at = |i: usize, j: usize| sp.phi[(j * (r + 1) + i, 1)];
+    let scale = (0..=r).map(|i| at(i, 0).abs()).fold(0.0, f64::max);
+    for i in 0..=r {
+        for j in 0..=r {
+            assert!((at(i, j) + at(r - i, j)).abs() < 1e-9 * scale, "odd in x at ({i}, {j})");
+            assert!((at(i, j) - at(i, r - j)).abs() < 1e-9 * scale, "even in y at ({i}, {j})");
+        }
+    }
+    assert!((sp.lambda[1] - sp.lambda[2]).abs() < 1e-8 * sp.lambda[1], "{:?}", sp.lambda);
 }

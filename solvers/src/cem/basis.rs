@@ -116,8 +116,52 @@ pub fn spectral(
     let eig = c
         .self_adjoint_eigen(Side::Lower)
         .map_err(|e| SolveError::failed(format!("cell ({cx}, {cy}): eigensolver failed: {e:?}")))?;
-    let lambda: Vec<f64> = (0..(count + 1).min(nl)).map(|j| eig.S()[j]).collect();
-    let mut phi = eig.U().subcols(0, count).to_owned();
+    let all: Vec<f64> = (0..nl).map(|j| eig.S()[j]).collect();
+    let mut v = eig.U().subcols(0, count).to_owned();
+    // A cluster of equal eigenvalues cut by the L_i-th (a symmetric cell: a centred inclusion,
+    // a constant kappa) leaves the kept functions any rotation inside the cluster, which the
+    // eigensolver picks by rounding. Pick them by a fixed rule instead: the cluster's
+    // components of fixed probe functions, in order, orthonormalised.
+    let last = all[count - 1];
+    let members: Vec<usize> =
+        (0..nl).filter(|&j| (all[j] - last).abs() <= 1e-8 * last.abs().max(1.0)).collect();
+    if members.iter().any(|&j| j >= count) {
+        let first = members[0];
+        let u = eig.U();
+        let vc = Mat::<f64>::from_fn(nl, members.len(), |row, c| u[(row, members[c])]);
+        // s(phi_c, g) = v_c^T L^T g for phi_c = L^-T v_c.
+        let probe = |k: usize, ln: usize| {
+            let (x, y) = ((ln % (r + 1)) as f64 / r as f64 - 0.5, (ln / (r + 1)) as f64 / r as f64 - 0.5);
+            [x, y, x * y, x * x, y * y, 1.0][k]
+        };
+        let mut frame: Vec<Vec<f64>> = Vec::new();
+        for k in 0..6 {
+            if frame.len() == count - first {
+                break;
+            }
+            let g = Mat::<f64>::from_fn(nl, 1, |ln, _| probe(k, ln));
+            let lg = l.transpose() * &g;
+            let mut c: Vec<f64> = (0..members.len()).map(|m| (0..nl).map(|row| vc[(row, m)] * lg[(row, 0)]).sum()).collect();
+            let before = c.iter().map(|x| x * x).sum::<f64>().sqrt();
+            for q in &frame {
+                let d: f64 = c.iter().zip(q).map(|(a, b)| a * b).sum();
+                c.iter_mut().zip(q).for_each(|(a, b)| *a -= d * b);
+            }
+            let after = c.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if after > 1e-6 * before.max(1e-300) && after > 0.0 {
+                frame.push(c.into_iter().map(|x| x / after).collect());
+            }
+        }
+        if frame.len() == count - first {
+            for (k, q) in frame.iter().enumerate() {
+                for row in 0..nl {
+                    v[(row, first + k)] = (0..members.len()).map(|m| vc[(row, m)] * q[m]).sum();
+                }
+            }
+        }
+    }
+    let lambda: Vec<f64> = all[..(count + 1).min(nl)].to_vec();
+    let mut phi = v;
     solve_upper_triangular_in_place(l.transpose(), phi.as_mut(), Par::Seq);
     Ok(Spectral { a, s, phi, lambda })
 }
@@ -138,8 +182,19 @@ pub struct CemSpace {
 }
 
 impl CemSpace {
-    /// Build the space for conductivity `kappa` (per fine element of the n x n grid).
+    /// Build the space for conductivity `kappa` (per fine element of the n x n grid), the
+    /// cells and regions in parallel.
     pub fn build(n: usize, kappa: &[f64], opts: Options) -> Result<Self, SolveError> {
+        Self::build_on(n, kappa, opts, true)
+    }
+
+    /// Build the space on the calling thread alone (a sample's own basis, inside a parallel
+    /// batch: its CPU time is then the thread's).
+    pub fn build_serial(n: usize, kappa: &[f64], opts: Options) -> Result<Self, SolveError> {
+        Self::build_on(n, kappa, opts, false)
+    }
+
+    fn build_on(n: usize, kappa: &[f64], opts: Options, parallel: bool) -> Result<Self, SolveError> {
         let nc = opts.coarse;
         let l = opts.per_cell;
         if nc == 0 || n % nc != 0 || n / nc < 2 || l == 0 || l > (n / nc + 1).pow(2) {
@@ -154,19 +209,19 @@ impl CemSpace {
         }
         let r = n / nc;
         let cells: Vec<(usize, usize)> = (0..nc * nc).map(|c| (c % nc, c / nc)).collect();
-        let aux: Vec<Spectral> = cells
-            .par_iter()
-            .map(|&c| spectral(n, nc, kappa, c, l))
-            .collect::<Result<_, _>>()?;
+        let each = |&c: &(usize, usize)| spectral(n, nc, kappa, c, l);
+        let aux: Vec<Spectral> = if parallel {
+            cells.par_iter().map(each).collect::<Result<_, _>>()?
+        } else {
+            cells.iter().map(each).collect::<Result<_, _>>()?
+        };
         // The functionals b = S phi on each cell's nodes: s(u, phi) = u_cell^T b.
         let functionals: Vec<Mat<f64>> = aux.iter().map(|sp| &sp.s * &sp.phi).collect();
         let cell_node = |(cx, cy): (usize, usize), ln: usize| {
             (cy * r + ln / (r + 1)) * (n + 1) + cx * r + ln % (r + 1)
         };
         let m = opts.layers;
-        let psis: Vec<(Rect, Mat<f64>)> = cells
-            .par_iter()
-            .map(|&(cx, cy)| {
+        let region = |&(cx, cy): &(usize, usize)| {
                 let (x0, x1) = (cx.saturating_sub(m), (cx + m).min(nc - 1));
                 let (y0, y1) = (cy.saturating_sub(m), (cy + m).min(nc - 1));
                 let rect = Rect::new(n, x0 * r, y0 * r, (x1 - x0 + 1) * r, (y1 - y0 + 1) * r)?;
@@ -210,8 +265,12 @@ impl CemSpace {
                     })?
                     .solve(&rhs);
                 Ok((rect, &w * &y))
-            })
-            .collect::<Result<_, SolveError>>()?;
+        };
+        let psis: Vec<(Rect, Mat<f64>)> = if parallel {
+            cells.par_iter().map(region).collect::<Result<_, SolveError>>()?
+        } else {
+            cells.iter().map(region).collect::<Result<_, SolveError>>()?
+        };
         let nn = (n + 1) * (n + 1);
         let dim = nc * nc * l;
         let mut basis = vec![0.0; nn * dim];

@@ -5,8 +5,8 @@
 //! Fine scale: 100 x 100 bilinear (Q1) elements on (0, 1)^2, h = 0.01, the conductivity
 //! constant on each fine element (evaluated at its centre), u = 0 on the boundary
 //! ([`fem`]). Coarse scale: 10 x 10 cells, H = 0.1, and the CEM multiscale space of
-//! [`basis`] with L_i = 1, 2, 3 functions per cell (levels 0, 1, 2), m = 2 oversampling layers
-//! by default, the relaxed form by default. Level 3 is the fine FEM solution itself. Output:
+//! [`basis`] with L_i = 1, 2, 3 functions per cell (levels 0, 1, 2), m = 3 oversampling layers
+//! by default ([`LAYERS`]), the relaxed form by default. Level 3 is the fine FEM solution itself. Output:
 //! the solution (at the terminal time for the transient problems) on the 100 x 100 grid
 //! x_i = i/99, y_j = j/99, bilinear in the fine Q1 function.
 //!
@@ -43,7 +43,7 @@
 //!   terminal solution in the L_i = 3 space (the paper's learning target at level 3).
 //!
 //! Options (read when the problem is built, like the plasmonic ones): `MFPIPE_CEM_LAYERS`
-//! (m, default 2) and `MFPIPE_CEM_FORM` (`relaxed` | `constrained`).
+//! (m, default 3) and `MFPIPE_CEM_FORM` (`relaxed` | `constrained`).
 
 pub mod basis;
 pub mod fem;
@@ -73,6 +73,10 @@ pub const CONTRAST: f64 = 1e4;
 /// The period of the `cem-steady` oscillations.
 pub const EPS: f64 = 0.1;
 const GRID: usize = 100;
+/// Default oversampling layers m. DESIGN's 2 makes the CEM errors grow with L_i on all three
+/// problems (the localisation error of more constraints outweighs the richer space); from 3 on
+/// they fall with L_i (docs/decisions.md has the measurements). `MFPIPE_CEM_LAYERS` sets it.
+pub const LAYERS: usize = 3;
 /// Basis functions per cell at the CEM levels 0, 1, 2.
 const PER_CELL: [usize; 3] = [1, 2, 3];
 /// Picard: stop when the update's max norm is below this fraction of the iterate's.
@@ -97,7 +101,7 @@ pub struct CemOptions {
 impl Default for CemOptions {
     fn default() -> Self {
         Self {
-            layers: 2,
+            layers: LAYERS,
             form: Form::Relaxed,
         }
     }
@@ -451,7 +455,7 @@ impl Cem {
             diagnostics.insert("unknowns".into(), ((FINE - 1) * (FINE - 1)) as f64);
             fem::solve_dirichlet(FINE, &kappa, &fem::load_const(FINE, &f))?
         } else {
-            let space = CemSpace::build(FINE, &kappa, self.space_options(PER_CELL[s.level])?)?;
+            let space = CemSpace::build_serial(FINE, &kappa, self.space_options(PER_CELL[s.level])?)?;
             let basis_s = clock.seconds();
             let (u, _) = solve_steady(&space, &kappa, &f)?;
             diagnostics.insert("basis_s".into(), basis_s);
