@@ -320,7 +320,11 @@ fn cem_heat_stores_the_source_loads_and_its_top_cem_level_reproduces_its_coeffic
         // The stored projection of level k on the 2nd function of cell (x = 3, y = 7).
         let cell = 7 * 10 + 3;
         let stored = top.extras["source_proj_2"][((k - 1) * 10 + 3) * 10 + 7];
-        assert!((stored - load[cell * 3 + 1]).abs() <= 1e-12 * load[cell * 3 + 1].abs().max(1e-12), "step {k}: stored {stored:e}, recomputed {:e}", load[cell * 3 + 1]);
+        assert!(
+            (stored - load[cell * 3 + 1]).abs() <= 1e-12 * load[cell * 3 + 1].abs().max(1e-12),
+            "step {k}: stored {stored:e}, recomputed {:e}",
+            load[cell * 3 + 1]
+        );
         let rhs: Vec<f64> = (0..space.dim())
             .map(|i| (0..space.dim()).map(|j| mass[(i, j)] * c[j]).sum::<f64>() / dt + load[i])
             .collect();
@@ -367,9 +371,19 @@ fn a_degenerate_pair_cut_by_l_i_is_split_by_a_fixed_rule() {
     let scale = (0..=r).map(|i| at(i, 0).abs()).fold(0.0, f64::max);
     for i in 0..=r {
         for j in 0..=r {
-            assert!((at(i, j) + at(r - i, j)).abs() < 1e-9 * scale, "odd in x at ({i}, {j})");
-            assert!((at(i, j) - at(i, r - j)).abs() < 1e-9 * scale, "even in y at ({i}, {j})");
+            assert!(
+                (at(i, j) + at(r - i, j)).abs() < 1e-9 * scale,
+                "odd in x at ({i}, {j})"
+            );
+            assert!(
+                (at(i, j) - at(i, r - j)).abs() < 1e-9 * scale,
+                "even in y at ({i}, {j})"
+            );
         }
     }
-    assert!((sp.lambda[1] - sp.lambda[2]).abs() < 1e-8 * sp.lambda[1], "{:?}", sp.lambda);
+    assert!(
+        (sp.lambda[1] - sp.lambda[2]).abs() < 1e-8 * sp.lambda[1],
+        "{:?}",
+        sp.lambda
+    );
 }

@@ -123,15 +123,19 @@ pub fn spectral(
     // eigensolver picks by rounding. Pick them by a fixed rule instead: the cluster's
     // components of fixed probe functions, in order, orthonormalised.
     let last = all[count - 1];
-    let members: Vec<usize> =
-        (0..nl).filter(|&j| (all[j] - last).abs() <= 1e-8 * last.abs().max(1.0)).collect();
+    let members: Vec<usize> = (0..nl)
+        .filter(|&j| (all[j] - last).abs() <= 1e-8 * last.abs().max(1.0))
+        .collect();
     if members.iter().any(|&j| j >= count) {
         let first = members[0];
         let u = eig.U();
         let vc = Mat::<f64>::from_fn(nl, members.len(), |row, c| u[(row, members[c])]);
         // s(phi_c, g) = v_c^T L^T g for phi_c = L^-T v_c.
         let probe = |k: usize, ln: usize| {
-            let (x, y) = ((ln % (r + 1)) as f64 / r as f64 - 0.5, (ln / (r + 1)) as f64 / r as f64 - 0.5);
+            let (x, y) = (
+                (ln % (r + 1)) as f64 / r as f64 - 0.5,
+                (ln / (r + 1)) as f64 / r as f64 - 0.5,
+            );
             [x, y, x * y, x * x, y * y, 1.0][k]
         };
         let mut frame: Vec<Vec<f64>> = Vec::new();
@@ -141,7 +145,9 @@ pub fn spectral(
             }
             let g = Mat::<f64>::from_fn(nl, 1, |ln, _| probe(k, ln));
             let lg = l.transpose() * &g;
-            let mut c: Vec<f64> = (0..members.len()).map(|m| (0..nl).map(|row| vc[(row, m)] * lg[(row, 0)]).sum()).collect();
+            let mut c: Vec<f64> = (0..members.len())
+                .map(|m| (0..nl).map(|row| vc[(row, m)] * lg[(row, 0)]).sum())
+                .collect();
             let before = c.iter().map(|x| x * x).sum::<f64>().sqrt();
             for q in &frame {
                 let d: f64 = c.iter().zip(q).map(|(a, b)| a * b).sum();
@@ -194,10 +200,15 @@ impl CemSpace {
         Self::build_on(n, kappa, opts, false)
     }
 
-    fn build_on(n: usize, kappa: &[f64], opts: Options, parallel: bool) -> Result<Self, SolveError> {
+    fn build_on(
+        n: usize,
+        kappa: &[f64],
+        opts: Options,
+        parallel: bool,
+    ) -> Result<Self, SolveError> {
         let nc = opts.coarse;
         let l = opts.per_cell;
-        if nc == 0 || n % nc != 0 || n / nc < 2 || l == 0 || l > (n / nc + 1).pow(2) {
+        if nc == 0 || !n.is_multiple_of(nc) || n / nc < 2 || l == 0 || l > (n / nc + 1).pow(2) {
             return Err(SolveError::failed(format!(
                 "CEM needs a coarse grid that divides the fine one into cells of >= 2 elements and 1 <= L_i <= nodes per cell (fine {n}, coarse {nc}, L_i {l})"
             )));
@@ -222,54 +233,60 @@ impl CemSpace {
         };
         let m = opts.layers;
         let region = |&(cx, cy): &(usize, usize)| {
-                let (x0, x1) = (cx.saturating_sub(m), (cx + m).min(nc - 1));
-                let (y0, y1) = (cy.saturating_sub(m), (cy + m).min(nc - 1));
-                let rect = Rect::new(n, x0 * r, y0 * r, (x1 - x0 + 1) * r, (y1 - y0 + 1) * r)?;
-                let nu = rect.unknowns();
-                let k = (x1 - x0 + 1) * (y1 - y0 + 1) * l;
-                let mut b = Mat::<f64>::zeros(nu, k);
-                let mut own = 0;
-                let mut col = 0;
-                for qy in y0..=y1 {
-                    for qx in x0..=x1 {
-                        if (qx, qy) == (cx, cy) {
-                            own = col;
-                        }
-                        let f = &functionals[qy * nc + qx];
-                        for j in 0..l {
-                            for ln in 0..(r + 1) * (r + 1) {
-                                if let Some(u) = rect.unknown(cell_node((qx, qy), ln)) {
-                                    b[(u, col + j)] = f[(ln, j)];
-                                }
+            let (x0, x1) = (cx.saturating_sub(m), (cx + m).min(nc - 1));
+            let (y0, y1) = (cy.saturating_sub(m), (cy + m).min(nc - 1));
+            let rect = Rect::new(n, x0 * r, y0 * r, (x1 - x0 + 1) * r, (y1 - y0 + 1) * r)?;
+            let nu = rect.unknowns();
+            let k = (x1 - x0 + 1) * (y1 - y0 + 1) * l;
+            let mut b = Mat::<f64>::zeros(nu, k);
+            let mut own = 0;
+            let mut col = 0;
+            for qy in y0..=y1 {
+                for qx in x0..=x1 {
+                    if (qx, qy) == (cx, cy) {
+                        own = col;
+                    }
+                    let f = &functionals[qy * nc + qx];
+                    for j in 0..l {
+                        for ln in 0..(r + 1) * (r + 1) {
+                            if let Some(u) = rect.unknown(cell_node((qx, qy), ln)) {
+                                b[(u, col + j)] = f[(ln, j)];
                             }
                         }
-                        col += l;
                     }
+                    col += l;
                 }
-                let factor = rect.factor(&rect.matrix(kappa, 0.0))?;
-                let mut w = b.clone();
-                factor.solve_mat(&mut w);
-                let mut g = b.transpose() * &w;
-                if opts.form == Form::Relaxed {
-                    for d in 0..k {
-                        g[(d, d)] += 1.0;
-                    }
+            }
+            let factor = rect.factor(&rect.matrix(kappa, 0.0))?;
+            let mut w = b.clone();
+            factor.solve_mat(&mut w);
+            let mut g = b.transpose() * &w;
+            if opts.form == Form::Relaxed {
+                for d in 0..k {
+                    g[(d, d)] += 1.0;
                 }
-                let rhs = Mat::<f64>::from_fn(k, l, |row, j| f64::from(row == own + j));
-                let y = g
-                    .llt(Side::Lower)
-                    .map_err(|e| {
-                        SolveError::failed(format!(
-                            "cell ({cx}, {cy}): the constraint system is singular: {e:?}"
-                        ))
-                    })?
-                    .solve(&rhs);
-                Ok((rect, &w * &y))
+            }
+            let rhs = Mat::<f64>::from_fn(k, l, |row, j| f64::from(row == own + j));
+            let y = g
+                .llt(Side::Lower)
+                .map_err(|e| {
+                    SolveError::failed(format!(
+                        "cell ({cx}, {cy}): the constraint system is singular: {e:?}"
+                    ))
+                })?
+                .solve(&rhs);
+            Ok((rect, &w * &y))
         };
         let psis: Vec<(Rect, Mat<f64>)> = if parallel {
-            cells.par_iter().map(region).collect::<Result<_, SolveError>>()?
+            cells
+                .par_iter()
+                .map(region)
+                .collect::<Result<_, SolveError>>()?
         } else {
-            cells.iter().map(region).collect::<Result<_, SolveError>>()?
+            cells
+                .iter()
+                .map(region)
+                .collect::<Result<_, SolveError>>()?
         };
         let nn = (n + 1) * (n + 1);
         let dim = nc * nc * l;

@@ -275,6 +275,25 @@ pub fn mass_apply(n: usize, u: &[f64]) -> Vec<f64> {
     out
 }
 
+/// (sum_e stiff_e K_e + mass h^2 M_e) u for a global nodal vector u, element by element
+/// (rows of every node, Dirichlet ones included: callers project or restrict).
+pub fn operator_apply(n: usize, stiff: &[f64], mass: f64, u: &[f64]) -> Vec<f64> {
+    let h2 = (1.0 / n as f64).powi(2);
+    let mut out = vec![0.0; u.len()];
+    for ey in 0..n {
+        for ex in 0..n {
+            let g = element_nodes(n, ex, ey);
+            let k = stiff[ey * n + ex];
+            for p in 0..4 {
+                out[g[p]] += (0..4)
+                    .map(|q| (k * STIFFNESS[p][q] + mass * h2 * MASS[p][q]) * u[g[q]])
+                    .sum::<f64>();
+            }
+        }
+    }
+    out
+}
+
 /// The mean of the Q1 function u over each element (the mean of its four nodal values).
 pub fn element_means(n: usize, u: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(n * n);
