@@ -7,6 +7,7 @@ pub mod dmf;
 pub mod gp;
 pub mod mlp;
 pub mod models;
+pub mod multistage;
 pub mod prep;
 pub mod rbf;
 pub mod registry;

@@ -557,6 +557,28 @@ fn run(a: RunArgs) -> Result<()> {
             )?;
             Some(export_all(&study, &out, &studies::SEARCHERS_EXPORTERS)?)
         }
+        Study::Multistage {
+            target,
+            n_train,
+            n_test,
+            seeds,
+            attention,
+            schemes,
+            params,
+        } => {
+            let study = crate::multistage::run(
+                &ds,
+                hf_level,
+                (target, *n_train, *n_test, seeds, attention, schemes, params),
+                cfg.data.seed,
+                &bar,
+            )?;
+            Some(export_all(
+                &study,
+                &out,
+                &crate::multistage::MULTISTAGE_EXPORTERS,
+            )?)
+        }
     };
     bar.finish();
     if let Some(files) = files {

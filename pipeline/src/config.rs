@@ -185,6 +185,30 @@ pub enum Study {
         seed: u64,
         methods: Vec<SearchMethod>,
     },
+    /// The multi-stage CEM-GMsFEM paper (Tables 1-4, 6-7, 12-13): the `multistage` network
+    /// trained stage by stage on the last data level's extras, towards the extra `target`;
+    /// stage-wise test errors for every input scheme x attention variant x seed.
+    Multistage {
+        target: String,
+        n_train: usize,
+        n_test: usize,
+        seeds: Vec<u64>,
+        /// (m1, r1) attention variants; empty for inputs without a time axis.
+        #[serde(default)]
+        attention: Vec<[usize; 2]>,
+        schemes: Vec<StageScheme>,
+        #[serde(default)]
+        params: mfpipe_fusion::multistage::MultistageParams,
+    },
+}
+
+/// A named choice of each stage's reduced input: the extras it concatenates (features side by
+/// side; all with the same number of time levels).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageScheme {
+    pub name: String,
+    pub stages: Vec<Vec<String>>,
 }
 
 fn default_version() -> u32 {
@@ -402,6 +426,21 @@ impl RunConfig {
                 *n_lf = (*n_lf).min(max_lf);
                 *n_hf = (*n_hf).min(max_hf);
             }
+            Study::Multistage {
+                n_train,
+                n_test,
+                seeds,
+                attention,
+                params,
+                ..
+            } => {
+                let total = s.n.last().copied().unwrap_or(2);
+                *n_test = s.n_test.min(total / 2).max(1);
+                *n_train = (*n_train).min(total - *n_test);
+                seeds.truncate(1);
+                attention.truncate(1);
+                params.epochs = params.epochs.min(s.max_epochs);
+            }
         }
         self.data.n = s.n.clone();
         if !s.grid.is_empty() {
@@ -542,6 +581,39 @@ impl RunConfig {
                 if *n_hf < 3 {
                     bail!("study.n_hf = {n_hf}: a search needs at least 3 HF samples (2 to fit, 1 to validate)");
                 }
+            }
+            Study::Multistage {
+                target,
+                n_train,
+                n_test,
+                seeds,
+                attention,
+                schemes,
+                params,
+            } => {
+                if target.is_empty() {
+                    bail!("study.target must name an extra of the dataset (e.g. coarse_coeffs)");
+                }
+                if *n_train < 2 || *n_test == 0 || seeds.is_empty() {
+                    bail!("study.n_train must be at least 2, study.n_test at least 1 and study.seeds not empty");
+                }
+                let have = *d.n.last().unwrap();
+                if n_train + n_test > have {
+                    bail!("study needs {n_train} training + {n_test} test samples but data.n gives level {} only {have}", d.levels.last().unwrap());
+                }
+                if attention.iter().any(|[m1, r1]| *m1 == 0 || *r1 == 0) {
+                    bail!("study.attention: every (m1, r1) must be at least (1, 1)");
+                }
+                if schemes.is_empty()
+                    || schemes
+                        .iter()
+                        .any(|s| s.stages.is_empty() || s.stages.iter().any(|st| st.is_empty()))
+                {
+                    bail!("study.schemes: every scheme needs at least one stage, every stage at least one extra");
+                }
+                params
+                    .check()
+                    .map_err(|e| anyhow::anyhow!("study.params: {e}"))?;
             }
         }
         let hf_n = *d.n.last().unwrap();

@@ -16,6 +16,7 @@ pub mod export;
 mod fuzz;
 pub mod generate;
 pub mod isolate;
+pub mod multistage;
 pub mod plots;
 pub mod progress;
 pub mod rbf_study;

@@ -34,13 +34,16 @@
 //! Extras (what the multi-stage model needs), at every level:
 //! - `cem-steady`: the coarse-cell means of |kappa0|, |kappa1|, |kappa2| (over the cell's fine
 //!   elements: the components that enter kappa, since the signed kappa1, kappa2 average to about
-//!   zero over a cell of one period) and of this level's solution (`u_mean`), each [10, 10]
-//!   indexed (x, y).
+//!   zero over a cell of one period) and of this level's solution (`u_mean`), and kappa
+//!   max-pooled over each cell (`kappa_maxpool`, the paper's raw-data reduction), each
+//!   [10, 10] indexed (x, y).
 //! - `cem-heat` / `cem-richards`: `source_proj_1..3` [31, 10, 10]: the Galerkin loads
 //!   int f(t_k) psi_j^(i) of the source at t_k = k dt, k = 1..31, on the 1st, 2nd and 3rd CEM basis
 //!   function of each cell (the L_i = 3 space), indexed (k, x, y); and `coarse_coeffs`
 //!   [10, 10, 3]: u_H = (R^T R)^-1 R^T u_h, the least-squares coefficients of this level's
-//!   terminal solution in the L_i = 3 space (the paper's learning target at level 3).
+//!   terminal solution in the L_i = 3 space (the paper's learning target at level 3); and
+//!   `source_maxpool` [31, 10, 10]: the source max-pooled over each coarse cell (pool 10,
+//!   stride 10), the paper's raw-data reduction.
 //!
 //! Options (read when the problem is built, like the plasmonic ones): `MFPIPE_CEM_LAYERS`
 //! (m, default 3) and `MFPIPE_CEM_FORM` (`relaxed` | `constrained`).
@@ -353,13 +356,19 @@ impl Cem {
             ),
         };
         let extras = match kind {
-            Kind::Steady => ["kappa0_mean", "kappa1_mean", "kappa2_mean", "u_mean"]
-                .map(|n| ExtraSpec {
-                    name: n.into(),
-                    unit: "1".into(),
-                    shape: vec![COARSE, COARSE],
-                })
-                .to_vec(),
+            Kind::Steady => [
+                "kappa0_mean",
+                "kappa1_mean",
+                "kappa2_mean",
+                "kappa_maxpool",
+                "u_mean",
+            ]
+            .map(|n| ExtraSpec {
+                name: n.into(),
+                unit: "1".into(),
+                shape: vec![COARSE, COARSE],
+            })
+            .to_vec(),
             Kind::Heat | Kind::Richards => {
                 let mut v: Vec<ExtraSpec> = (1..=3)
                     .map(|j| ExtraSpec {
@@ -368,6 +377,11 @@ impl Cem {
                         shape: vec![STEPS, COARSE, COARSE],
                     })
                     .collect();
+                v.push(ExtraSpec {
+                    name: "source_maxpool".into(),
+                    unit: "1".into(),
+                    shape: vec![STEPS, COARSE, COARSE],
+                });
                 v.push(ExtraSpec {
                     name: "coarse_coeffs".into(),
                     unit: "1".into(),
@@ -476,6 +490,13 @@ impl Cem {
             extras.insert(name.to_string(), cell_means(part));
         }
         extras.insert("u_mean".into(), cell_means(&fem::element_means(FINE, &u)));
+        let r = FINE / COARSE;
+        let mut pooled = vec![f64::NEG_INFINITY; COARSE * COARSE];
+        for (e, &k) in kappa.iter().enumerate() {
+            let slot = &mut pooled[((e % FINE) / r) * COARSE + (e / FINE) / r];
+            *slot = slot.max(k);
+        }
+        extras.insert("kappa_maxpool".into(), pooled);
         Ok(Solution {
             values: self.on_grid(&u),
             extras,
@@ -494,9 +515,20 @@ impl Cem {
         };
         let clock = CpuClock::start();
         let dt = PI / STEPS as f64;
-        let loads: Vec<Vec<f64>> = (1..=STEPS)
-            .map(|k| fem::load_const(FINE, &source(FINE, k as f64 * dt, &s.x)))
+        let sources: Vec<Vec<f64>> = (1..=STEPS)
+            .map(|k| source(FINE, k as f64 * dt, &s.x))
             .collect();
+        let loads: Vec<Vec<f64>> = sources.iter().map(|f| fem::load_const(FINE, f)).collect();
+        // The raw source max-pooled over each coarse cell (pool 10, stride 10), per time level.
+        let r = FINE / COARSE;
+        let mut pooled = vec![f64::NEG_INFINITY; STEPS * COARSE * COARSE];
+        for (k, f) in sources.iter().enumerate() {
+            for (e, &v) in f.iter().enumerate() {
+                let (cx, cy) = ((e % FINE) / r, (e / FINE) / r);
+                let slot = &mut pooled[(k * COARSE + cx) * COARSE + cy];
+                *slot = slot.max(v);
+            }
+        }
         let mut diagnostics = BTreeMap::new();
         let u = match (&own, self.kind) {
             (None, Kind::Heat) => fine_heat(&self.kappa, &loads, dt)?,
@@ -544,6 +576,7 @@ impl Cem {
             .map(|(j, p)| (format!("source_proj_{}", j + 1), p))
             .collect();
         extras.insert("coarse_coeffs".into(), coarse);
+        extras.insert("source_maxpool".into(), pooled);
         if let Some(sh) = &own {
             diagnostics.insert("coarse_dim".into(), sh.space.dim() as f64);
             diagnostics.insert("lambda_excluded_min".into(), sh.space.lambda_excluded_min());
