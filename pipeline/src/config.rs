@@ -762,3 +762,18 @@ impl TradeoffConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    /// Every file of configs/ (all are embedded) parses and passes its checks, figure and
+    /// study configs included.
+    #[test]
+    fn every_shipped_config_parses_and_passes_its_checks() {
+        assert!(EMBEDDED.len() >= 20, "{} configs", EMBEDDED.len());
+        for (name, text) in EMBEDDED {
+            RunConfig::parse(text, name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+}
