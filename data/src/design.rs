@@ -143,7 +143,7 @@ pub fn unit_design(
             // sobol_burley's indices are 16-bit; past that its points are unspecified.
             if n > 1 << 16 {
                 return Err(DataError::Design(format!(
-                    "Sobol design supports at most {} points",
+                    "a Sobol design has at most {} points per level (sobol_burley's 16-bit index), {n} asked for; use --design lhs or uniform for more",
                     1 << 16
                 )));
             }
@@ -225,6 +225,19 @@ mod tests {
             bins.sort();
             assert_eq!(bins, (0..64).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn a_sobol_design_past_its_index_range_is_refused_naming_the_way_out() {
+        let full = unit_design(DesignKind::Sobol, 1 << 16, 1, 0).unwrap();
+        assert_eq!(full.nrows(), 65536);
+        let e = unit_design(DesignKind::Sobol, (1 << 16) + 1, 1, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("at most 65536") && e.contains("65537") && e.contains("lhs"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -43,6 +43,82 @@ fn groups<'a>(records: &'a [Record], plan: &Plan) -> Vec<Group<'a>> {
         .collect()
 }
 
+/// "Best model per training size": for every (N_L, N_H) the model with the lowest mean test
+/// RMSE and every model's ratio to it. Single-fidelity models (N_L = 0) compete in every row of
+/// their N_H.
+fn best_model_table(md: &mut String, grouped: &[Group]) {
+    let means: Vec<(&str, usize, usize, f64)> = grouped
+        .iter()
+        .map(|((m, l, h), recs)| {
+            let rmse: Vec<f64> = recs.iter().map(|r| r.rmse).collect();
+            (m.as_str(), *l, *h, spread(&rmse).0)
+        })
+        .collect();
+    let mut models: Vec<&str> = Vec::new();
+    for (m, ..) in &means {
+        if !models.contains(m) {
+            models.push(m);
+        }
+    }
+    let mut cells: Vec<(usize, usize)> = means
+        .iter()
+        .filter(|x| x.1 > 0)
+        .map(|x| (x.1, x.2))
+        .collect();
+    if cells.is_empty() {
+        cells = means.iter().map(|x| (0, x.2)).collect();
+    }
+    cells.sort_unstable();
+    cells.dedup();
+    if models.len() < 2 || cells.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Best model per training size
+
+For each training size the model with the lowest mean test RMSE, and every model's mean RMSE divided by it (1 = the best; single-fidelity models, N_L = 0, compete at every N_L).
+"
+    );
+    let mut head = "| N_L | N_H | best (RMSE) |".to_string();
+    let mut rule = "|---|---|---|".to_string();
+    for m in &models {
+        let _ = write!(head, " {m} |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(md, "{head}\n{rule}");
+    for (l, h) in cells {
+        let of = |m: &str| {
+            means
+                .iter()
+                .find(|x| x.0 == m && x.2 == h && (x.1 == l || x.1 == 0))
+                .map(|x| x.3)
+                .filter(|v| v.is_finite())
+        };
+        let best = models
+            .iter()
+            .filter_map(|m| of(m).map(|v| (*m, v)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((bm, bv)) = best else { continue };
+        let mut row = format!("| {l} | {h} | {bm} ({bv:.3e}) |");
+        for m in &models {
+            match of(m) {
+                Some(v) => {
+                    let r = v / bv;
+                    let _ = match r {
+                        r if r < 10.0 => write!(row, " {r:.2} |"),
+                        r if r < 100.0 => write!(row, " {r:.1} |"),
+                        r => write!(row, " {r:.0} |"),
+                    };
+                }
+                None => row.push_str(" - |"),
+            }
+        }
+        let _ = writeln!(md, "{row}");
+    }
+    let _ = writeln!(md);
+}
+
 /// The accuracy the "samples needed" table asks for (DMF paper, Poisson: R^2 >= 0.997).
 const R2_TARGET: f64 = 0.997;
 
@@ -455,6 +531,7 @@ impl Exporter<RunSummary<'_>> for Markdown {
         );
         }
         let _ = writeln!(md, "\nA fit whose training goes non-finite is stopped and scored as the worst: its metrics are null in results.json, it is left out of the means above and counted under \"diverged\".\n");
+        best_model_table(&mut md, &grouped);
         let calibrated: Vec<&Group> = grouped
             .iter()
             .filter(|(_, recs)| recs.iter().any(|r| r.nll.is_some()))

@@ -16,13 +16,22 @@ fn smoke_run_writes_results_report_and_plots() {
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let recs = results.as_array().unwrap();
-    // 4 models x 2 HF sizes x 2 seeds (the [smoke] section of configs/burgers.toml).
-    assert_eq!(recs.len(), 16);
+    // 8 models x 2 HF sizes x 2 seeds (the [smoke] section of configs/burgers.toml).
+    assert_eq!(recs.len(), 32);
     let models: std::collections::BTreeSet<&str> =
         recs.iter().map(|r| r["model"].as_str().unwrap()).collect();
     assert_eq!(
         models.into_iter().collect::<Vec<_>>(),
-        ["dmf-2", "dmf-trans", "mf-transfer", "nn-hf"]
+        [
+            "ar",
+            "dmf-2",
+            "dmf-trans",
+            "gar",
+            "gp-hf",
+            "mf-transfer",
+            "nar",
+            "nn-hf"
+        ]
     );
     let keys: Vec<&str> = recs[0]
         .as_object()
