@@ -66,6 +66,22 @@ impl XAxis {
     }
 }
 
+/// The ticks of a log axis over [lo, hi]: every 1, 2 and 5 x 10^k inside, so every decade
+/// the axis spans is labelled (plotters' own choice skips decades).
+fn log_keys(lo: f64, hi: f64) -> Vec<f64> {
+    let mut keys = Vec::new();
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    for k in k0..=k1 {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * 10f64.powi(k);
+            if v >= lo && v <= hi {
+                keys.push(v);
+            }
+        }
+    }
+    keys
+}
+
 /// Curves on log axes with error bars (spread over seeds). x is plotted as log_b(x) on a
 /// linear axis so that every power of the base gets a labelled tick.
 pub fn curves(
@@ -109,7 +125,7 @@ pub fn curves(
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(75)
-        .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+        .build_cartesian_2d(x0..x1, (y0..y1).log_scale().with_key_points(log_keys(y0, y1)))
         .map_err(err)?;
     // Enough candidate labels that every integer (power of the base) is among them.
     let n_labels = (((x1 - x0) * 4.0).ceil() as usize).max(2);
