@@ -125,7 +125,10 @@ pub fn curves(
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(75)
-        .build_cartesian_2d(x0..x1, (y0..y1).log_scale().with_key_points(log_keys(y0, y1)))
+        .build_cartesian_2d(
+            x0..x1,
+            (y0..y1).log_scale().with_key_points(log_keys(y0, y1)),
+        )
         .map_err(err)?;
     // Enough candidate labels that every integer (power of the base) is among them.
     let n_labels = (((x1 - x0) * 4.0).ceil() as usize).max(2);

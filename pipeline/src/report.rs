@@ -667,8 +667,12 @@ impl Exporter<RunSummary<'_>> for Markdown {
             let s = &plan.search;
             let _ = writeln!(
             md,
-            "\n### Searched configurations\n\nMethod `{}` (R = {} units of 1/{} of the tuned phase's steps, eta = {}); each fit holds out {:.0} % of its own HF training samples for validation, chooses on them, then refits on all its training samples. The test set is not used.\n\n| model | N_L | N_H | seed | chosen | validation RMSE | evaluations | search s | test RMSE |\n|---|---|---|---|---|---|---|---|---|",
-            s.method.name(), s.units, s.units, s.eta, 100.0 * s.validation
+            "\n### Searched configurations\n\nMethod `{}` (R = {} units of 1/{} of the tuned phase's steps, eta = {}); {} The test set is not used.\n\n| model | N_L | N_H | seed | chosen | validation RMSE | evaluations | search s | test RMSE |\n|---|---|---|---|---|---|---|---|---|",
+            s.method.name(), s.units, s.units, s.eta,
+            match s.scope {
+                crate::config::SearchScope::Cell => format!("one search per model x N_L x N_H, on the first seed's training set: it holds out {:.0} % of that set's HF samples for validation and chooses on them; every seed's fit then trains with that choice on all of its training samples.", 100.0 * s.validation),
+                crate::config::SearchScope::Fit => format!("each fit holds out {:.0} % of its own HF training samples for validation, chooses on them, then refits on all its training samples.", 100.0 * s.validation),
+            }
         );
             for r in searched {
                 let x = &r.hyperparameters["search"];
