@@ -495,8 +495,12 @@ impl Exporter<RunSummary<'_>> for Markdown {
         md,
         "\nProtocol: low fidelity = level {}, high fidelity = level {}; N_L in {:?}, N_H in {:?}, seeds {:?}. \
          Test set: {} held-out high-fidelity samples (the same for every model and seed); training subsets are drawn per seed from a pool of {} HF and {} LF samples and are nested in N_H. \
-         Errors are over all test samples and all {} output points, in the data's own units; NRMSE = RMSE / std of the test targets.\n",
-        plan.lf_level, plan.hf_level, plan.n_lf, plan.n_hf, plan.seeds, out.n_test, out.n_pool_hf, out.n_pool_lf, ds.meta.output_len()
+         Errors are over all test samples{}, in the data's own units; NRMSE = RMSE / std of the test targets.\n",
+        plan.lf_level, plan.hf_level, plan.n_lf, plan.n_hf, plan.seeds, out.n_test, out.n_pool_hf, out.n_pool_lf,
+        match ds.meta.output_len() {
+            1 => String::new(),
+            n => format!(" and all {n} output points"),
+        }
     );
         if !plan.middle.is_empty() {
             let mid: Vec<String> = plan
