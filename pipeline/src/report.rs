@@ -682,7 +682,7 @@ impl Exporter<RunSummary<'_>> for Markdown {
                 crate::config::SearchScope::Fit => format!("each fit holds out {:.0} % of its own HF training samples for validation, chooses on them, then refits on all its training samples.", 100.0 * s.validation),
             }
         );
-            for r in searched {
+            for r in &searched {
                 let x = &r.hyperparameters["search"];
                 let chosen = fmt_config(&x["chosen"]);
                 let _ = writeln!(
@@ -696,6 +696,25 @@ impl Exporter<RunSummary<'_>> for Markdown {
                     x["evaluations"],
                     x["seconds"].as_f64().unwrap_or(f64::NAN),
                     r.rmse
+                );
+            }
+            let few: Vec<String> = searched
+                .iter()
+                .filter(|r| {
+                    r.hyperparameters["search"]["validation_samples"]
+                        .as_u64()
+                        .is_some_and(|n| n < 3)
+                })
+                .map(|r| format!("{} at N_H = {}", r.model, r.n_hf))
+                .collect();
+            if !few.is_empty() {
+                let mut cells = few;
+                cells.sort();
+                cells.dedup();
+                let _ = writeln!(
+                    md,
+                    "\n**Warning**: the searches for {} chose on fewer than 3 validation samples: a choice made on one or two samples is close to noise.",
+                    cells.join(", ")
                 );
             }
         }
