@@ -20,7 +20,7 @@
 //! Weights come from burn's RNG seeded per stage (under a lock, so concurrent fits do not
 //! interleave draws); mini-batches are drawn from a seeded ChaCha stream.
 
-use crate::mlp::{cpu_device, train_device, xavier_linear};
+use crate::mlp::{cpu_device, from_tensor, to_tensor, train_device, xavier_linear};
 use crate::{FusionError, Result};
 use burn::module::Module;
 use burn::nn::transformer::{
@@ -210,19 +210,9 @@ fn tensor3(a: &Array3<f64>, idx: &[usize], device: &Device) -> Tensor<3> {
     Tensor::from_data(TensorData::new(data, [idx.len(), t, f]), device)
 }
 
+/// Rows `idx` of `a` as a tensor.
 fn tensor2(a: &Array2<f64>, idx: &[usize], device: &Device) -> Tensor<2> {
-    let d = a.ncols();
-    let mut data = Vec::with_capacity(idx.len() * d);
-    for &i in idx {
-        data.extend(a.row(i).iter().map(|&v| v as f32));
-    }
-    Tensor::from_data(TensorData::new(data, [idx.len(), d]), device)
-}
-
-fn to_array(t: Tensor<2>) -> Array2<f64> {
-    let [n, d] = t.dims();
-    let v: Vec<f64> = t.into_data().iter::<f32>().map(f64::from).collect();
-    Array2::from_shape_vec((n, d), v).expect("shape matches")
+    to_tensor(a.select(Axis(0), idx).view(), device)
 }
 
 /// The paper's eq. (7) averaged over samples: mean of ||y - p||_2 / ||y||_2.
@@ -341,7 +331,7 @@ pub fn train_stages(
             for chunk in idx.chunks(256) {
                 let xp = tensor3(x, chunk, &plain);
                 let pp = prev.as_ref().map(|a| tensor2(a, chunk, &plain));
-                rows.push(to_array(inner.forward(xp, pp)));
+                rows.push(from_tensor(inner.forward(xp, pp)));
             }
             let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
             ndarray::concatenate(Axis(0), &views).expect("same widths")

@@ -12,7 +12,7 @@
 
 use crate::config::StageScheme;
 use crate::export::Exporter;
-use crate::util::write_text;
+use crate::util::{finite_mean_std, write_text};
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{Dataset, LevelData, STATUS_OK};
 use mfpipe_data::Progress;
@@ -246,15 +246,6 @@ impl Exporter<Multistage> for MultistageJson {
 /// report.md: one table per scheme, rows = attention variants, columns = stages.
 pub struct MultistageMarkdown;
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    (
-        m,
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n).sqrt(),
-    )
-}
-
 impl Exporter<Multistage> for MultistageMarkdown {
     fn export(&self, s: &Multistage, dir: &Path) -> Result<Vec<String>> {
         let mut md = String::new();
@@ -320,7 +311,7 @@ impl Exporter<Multistage> for MultistageMarkdown {
                 let mut row = format!("| {label} |");
                 for j in 0..k {
                     let e: Vec<f64> = runs.iter().map(|r| r.stages[j].test_error).collect();
-                    let (m, sd) = mean_std(&e);
+                    let (m, sd) = finite_mean_std(&e);
                     let _ = write!(row, " {m:.5} ± {sd:.1e} |");
                 }
                 let params = runs.first().map_or(0, |r| r.stages[k - 1].parameters);

@@ -20,7 +20,7 @@
 //!    iterate of the nonlinear problem) costs one pass over the fine elements and small GEMMs,
 //!    never a fine-grid solve.
 
-use super::fem::{Rect, CORNERS, MASS, STIFFNESS};
+use super::fem::{element_matrix, Rect, CORNERS, MASS, STIFFNESS};
 use crate::SolveError;
 use faer::linalg::matmul::matmul;
 use faer::linalg::solvers::Solve;
@@ -375,7 +375,6 @@ impl CemSpace {
     pub fn coarse_matrix(&self, stiff: &[f64], mass: f64) -> Mat<f64> {
         let (n, nc) = (self.n, self.opts.coarse);
         let r = n / nc;
-        let h2 = (1.0 / n as f64).powi(2);
         let nl = (r + 1) * (r + 1);
         let mut out = Mat::<f64>::zeros(self.dim(), self.dim());
         for (c, (cols, rt)) in self.blocks.iter().enumerate() {
@@ -385,11 +384,11 @@ impl CemSpace {
             let mut tt = vec![0.0; nl * kc];
             for ey in 0..r {
                 for ex in 0..r {
-                    let coef = stiff[(cy * r + ey) * n + cx * r + ex];
+                    let e = element_matrix(n, stiff[(cy * r + ey) * n + cx * r + ex], mass);
                     let l = CORNERS.map(|(dx, dy)| (ey + dy) * (r + 1) + ex + dx);
                     for p in 0..4 {
                         for q in 0..4 {
-                            let w = coef * STIFFNESS[p][q] + mass * h2 * MASS[p][q];
+                            let w = e[p][q];
                             let (dst, src) = (l[p] * kc, l[q] * kc);
                             for a in 0..kc {
                                 tt[dst + a] += w * rt[src + a];

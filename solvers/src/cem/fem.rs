@@ -37,6 +37,20 @@ pub const MASS: [[f64; 4]; 4] = [
 /// Local node offsets (dx, dy) of an element's corners, counter-clockwise.
 pub const CORNERS: [(usize, usize); 4] = [(0, 0), (1, 0), (1, 1), (0, 1)];
 
+/// The 4 x 4 matrix stiff K + mass h^2 M of one element (h = 1/n): the one formula every
+/// assembly and operator application here uses.
+#[inline]
+pub fn element_matrix(n: usize, stiff: f64, mass: f64) -> [[f64; 4]; 4] {
+    let mh2 = mass / (n * n) as f64;
+    let mut e = [[0.0; 4]; 4];
+    for p in 0..4 {
+        for q in 0..4 {
+            e[p][q] = stiff * STIFFNESS[p][q] + mh2 * MASS[p][q];
+        }
+    }
+    e
+}
+
 /// The global node numbers of element (ex, ey)'s corners on the n x n grid.
 #[inline]
 pub fn element_nodes(n: usize, ex: usize, ey: usize) -> [usize; 4] {
@@ -154,17 +168,20 @@ impl Rect {
     /// The matrix sum_e stiff[e] K_e + mass h^2 M_e over the rectangle's elements, restricted
     /// to its unknowns. `stiff` is indexed by global element number.
     pub fn matrix(&self, stiff: &[f64], mass: f64) -> SparseColMat<usize, f64> {
-        let h2 = (1.0 / self.n as f64).powi(2);
         let mut val = vec![0.0; self.pattern.row_idx().len()];
         for ey in 0..self.ny {
             for ex in 0..self.nx {
                 let s = &self.scatter[ey * self.nx + ex];
-                let k = stiff[(self.ey0 + ey) * self.n + self.ex0 + ex];
+                let e = element_matrix(
+                    self.n,
+                    stiff[(self.ey0 + ey) * self.n + self.ex0 + ex],
+                    mass,
+                );
                 for p in 0..4 {
                     for q in 0..4 {
                         let pos = s[4 * p + q];
                         if pos != NONE {
-                            val[pos] += k * STIFFNESS[p][q] + mass * h2 * MASS[p][q];
+                            val[pos] += e[p][q];
                         }
                     }
                 }
@@ -262,32 +279,19 @@ pub fn load_fn(n: usize, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
 
 /// M u for a global nodal vector u: the consistent Q1 mass matrix applied element by element.
 pub fn mass_apply(n: usize, u: &[f64]) -> Vec<f64> {
-    let h2 = (1.0 / n as f64).powi(2);
-    let mut out = vec![0.0; u.len()];
-    for ey in 0..n {
-        for ex in 0..n {
-            let g = element_nodes(n, ex, ey);
-            for p in 0..4 {
-                out[g[p]] += h2 * (0..4).map(|q| MASS[p][q] * u[g[q]]).sum::<f64>();
-            }
-        }
-    }
-    out
+    operator_apply(n, &vec![0.0; n * n], 1.0, u)
 }
 
 /// (sum_e stiff_e K_e + mass h^2 M_e) u for a global nodal vector u, element by element
 /// (rows of every node, Dirichlet ones included: callers project or restrict).
 pub fn operator_apply(n: usize, stiff: &[f64], mass: f64, u: &[f64]) -> Vec<f64> {
-    let h2 = (1.0 / n as f64).powi(2);
     let mut out = vec![0.0; u.len()];
     for ey in 0..n {
         for ex in 0..n {
             let g = element_nodes(n, ex, ey);
-            let k = stiff[ey * n + ex];
+            let e = element_matrix(n, stiff[ey * n + ex], mass);
             for p in 0..4 {
-                out[g[p]] += (0..4)
-                    .map(|q| (k * STIFFNESS[p][q] + mass * h2 * MASS[p][q]) * u[g[q]])
-                    .sum::<f64>();
+                out[g[p]] += (0..4).map(|q| e[p][q] * u[g[q]]).sum::<f64>();
             }
         }
     }

@@ -251,6 +251,18 @@ fn llt_solve(llt: &Llt<f64>, b: &[f64]) -> Vec<f64> {
     (0..b.len()).map(|r| x[(r, 0)]).collect()
 }
 
+/// The coarse-cell maxima of a per-element field (max-pooling, pool 10, stride 10), indexed
+/// (x, y).
+fn cell_max(field: &[f64]) -> Vec<f64> {
+    let r = FINE / COARSE;
+    let mut out = vec![f64::NEG_INFINITY; COARSE * COARSE];
+    for (e, &v) in field.iter().enumerate() {
+        let slot = &mut out[((e % FINE) / r) * COARSE + (e / FINE) / r];
+        *slot = slot.max(v);
+    }
+    out
+}
+
 /// The coarse-cell means of a per-element field, indexed (x, y).
 fn cell_means(field: &[f64]) -> Vec<f64> {
     let r = FINE / COARSE;
@@ -490,13 +502,7 @@ impl Cem {
             extras.insert(name.to_string(), cell_means(part));
         }
         extras.insert("u_mean".into(), cell_means(&fem::element_means(FINE, &u)));
-        let r = FINE / COARSE;
-        let mut pooled = vec![f64::NEG_INFINITY; COARSE * COARSE];
-        for (e, &k) in kappa.iter().enumerate() {
-            let slot = &mut pooled[((e % FINE) / r) * COARSE + (e / FINE) / r];
-            *slot = slot.max(k);
-        }
-        extras.insert("kappa_maxpool".into(), pooled);
+        extras.insert("kappa_maxpool".into(), cell_max(&kappa));
         Ok(Solution {
             values: self.on_grid(&u),
             extras,
@@ -519,16 +525,8 @@ impl Cem {
             .map(|k| source(FINE, k as f64 * dt, &s.x))
             .collect();
         let loads: Vec<Vec<f64>> = sources.iter().map(|f| fem::load_const(FINE, f)).collect();
-        // The raw source max-pooled over each coarse cell (pool 10, stride 10), per time level.
-        let r = FINE / COARSE;
-        let mut pooled = vec![f64::NEG_INFINITY; STEPS * COARSE * COARSE];
-        for (k, f) in sources.iter().enumerate() {
-            for (e, &v) in f.iter().enumerate() {
-                let (cx, cy) = ((e % FINE) / r, (e / FINE) / r);
-                let slot = &mut pooled[(k * COARSE + cx) * COARSE + cy];
-                *slot = slot.max(v);
-            }
-        }
+        // The raw source max-pooled over each coarse cell, per time level.
+        let pooled: Vec<f64> = sources.iter().flat_map(|f| cell_max(f)).collect();
         let mut diagnostics = BTreeMap::new();
         let u = match (&own, self.kind) {
             (None, Kind::Heat) => fine_heat(&self.kappa, &loads, dt)?,
@@ -610,12 +608,6 @@ fn fine_heat(kappa: &[f64], loads: &[Vec<f64>], dt: f64) -> Result<Vec<f64>, Sol
     Ok(u)
 }
 
-fn picard_failed(step: usize, it: usize, rel: f64, level: &str) -> SolveError {
-    SolveError::failed(format!(
-        "{level} Picard iteration did not converge at step {step} after {it} iterations (relative change {rel:.2e})"
-    ))
-}
-
 /// The conductivity kappa e^{gamma u} per element, u its element mean.
 fn richards_coef(kappa: &[f64], u: &[f64]) -> Vec<f64> {
     fem::element_means(FINE, u)
@@ -630,11 +622,37 @@ fn record_picard(diagnostics: &mut BTreeMap<String, f64>, total: usize, most: us
     diagnostics.insert("picard_max_per_step".into(), most as f64);
 }
 
+/// One step's fixed point by the lagged iteration both Richards levels use: `iterate` does
+/// one update and returns (max |update|, max |iterate|); stop when the first is below
+/// PICARD_TOL of the second. Returns the iterations taken; PICARD_MAX without converging is a
+/// failure naming the step and the level.
+fn converge(
+    step: usize,
+    level: &str,
+    mut iterate: impl FnMut() -> (f64, f64),
+) -> Result<usize, SolveError> {
+    let mut rel = f64::NAN;
+    for it in 1..=PICARD_MAX {
+        let (d, scale) = iterate();
+        if d <= PICARD_TOL * scale {
+            return Ok(it);
+        }
+        rel = d / scale;
+    }
+    Err(SolveError::failed(format!(
+        "{level} Picard iteration did not converge at step {} after {PICARD_MAX} iterations (relative change {rel:.2e})",
+        step + 1
+    )))
+}
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |a, x| a.max(x.abs()))
+}
+
 /// The fine Richards march: per step, the Picard fixed point (M/dt + A(u)) u = M u_old/dt + F,
-/// iterated like the coarse one: the matrix assembled and factored once per step at the
-/// step's first iterate, u += K_0^-1 (rhs - K(u) u) with exact residuals, to a max-norm update
-/// below PICARD_TOL of the iterate's. Same fixed point as refactoring at every iteration, for
-/// one numeric Cholesky per step instead of one per iteration.
+/// the matrix assembled and factored once per step at the step's first iterate, then
+/// u += K_0^-1 (rhs - K(u) u) with exact residuals: the same fixed point as refactoring at every
+/// iteration, for one numeric Cholesky per step instead of one per iteration.
 fn fine_richards(
     kappa: &[f64],
     loads: &[Vec<f64>],
@@ -648,29 +666,15 @@ fn fine_richards(
         let mu = fem::mass_apply(FINE, &u);
         let rhs: Vec<f64> = mu.iter().zip(load).map(|(m, f)| m / dt + f).collect();
         let factor = rect.factor(&rect.matrix(&richards_coef(kappa, &u), 1.0 / dt))?;
-        let mut it_u = u.clone();
-        for it in 1..=PICARD_MAX {
-            let applied = fem::operator_apply(FINE, &richards_coef(kappa, &it_u), 1.0 / dt, &it_u);
-            let residual: Vec<f64> = rect.restrict(
-                &rhs.iter()
-                    .zip(&applied)
-                    .map(|(r, a)| r - a)
-                    .collect::<Vec<_>>(),
-            );
-            let delta = rect.extend(&factor.solve(&residual));
-            it_u.iter_mut().zip(&delta).for_each(|(ui, di)| *ui += di);
-            let d = delta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            let scale = it_u.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            if d <= PICARD_TOL * scale {
-                total += it;
-                most = most.max(it);
-                break;
-            }
-            if it == PICARD_MAX {
-                return Err(picard_failed(step + 1, it, d / scale, "fine"));
-            }
-        }
-        u = it_u;
+        let it = converge(step, "fine", || {
+            let applied = fem::operator_apply(FINE, &richards_coef(kappa, &u), 1.0 / dt, &u);
+            let residual: Vec<f64> = rhs.iter().zip(&applied).map(|(r, a)| r - a).collect();
+            let delta = rect.extend(&factor.solve(&rect.restrict(&residual)));
+            u.iter_mut().zip(&delta).for_each(|(ui, di)| *ui += di);
+            (max_abs(&delta), max_abs(&u))
+        })?;
+        total += it;
+        most = most.max(it);
     }
     record_picard(diagnostics, total, most);
     Ok(u)
@@ -699,8 +703,7 @@ fn coarse_richards(
             *r += p;
         }
         let k0 = dense_llt(&space.coarse_matrix(&richards_coef(kappa, &u), 1.0 / dt))?;
-        let mut it_c = c.clone();
-        for it in 1..=PICARD_MAX {
+        let it = converge(step, "coarse", || {
             let applied = space.project(&fem::operator_apply(
                 FINE,
                 &richards_coef(kappa, &u),
@@ -709,20 +712,12 @@ fn coarse_richards(
             ));
             let residual: Vec<f64> = rhs.iter().zip(&applied).map(|(r, a)| r - a).collect();
             let delta = llt_solve(&k0, &residual);
-            it_c.iter_mut().zip(&delta).for_each(|(ci, di)| *ci += di);
-            u = space.expand(&it_c);
-            let d = delta.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            let scale = it_c.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-            if d <= PICARD_TOL * scale {
-                total += it;
-                most = most.max(it);
-                break;
-            }
-            if it == PICARD_MAX {
-                return Err(picard_failed(step + 1, it, d / scale, "coarse"));
-            }
-        }
-        c = it_c;
+            c.iter_mut().zip(&delta).for_each(|(ci, di)| *ci += di);
+            u = space.expand(&c);
+            (max_abs(&delta), max_abs(&c))
+        })?;
+        total += it;
+        most = most.max(it);
     }
     record_picard(diagnostics, total, most);
     Ok(u)
