@@ -3,6 +3,7 @@
 //! Models only ever see data ([`MfTrainSet`]); they know nothing of solvers or files. A new
 //! model is one module under `models/` plus one line in [`registry`].
 
+pub mod dgmf;
 pub mod dmf;
 pub mod gp;
 pub mod mlp;
@@ -124,11 +125,24 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct MfTrainSet {
     pub sources: Vec<Source>,
+    /// The shape of one output on the problem's grid (`[D]` unless set: a 1-D field or a
+    /// scalar); models that work on fields as images read it, the others ignore it.
+    pub shape: Vec<usize>,
 }
 
 impl MfTrainSet {
+    /// Sources with outputs taken as 1-D (shape `[D]`).
     pub fn new(sources: Vec<Source>) -> Self {
-        Self { sources }
+        let d = sources.first().map_or(0, |s| s.outputs.ncols());
+        Self {
+            sources,
+            shape: vec![d],
+        }
+    }
+    /// The same set with outputs of grid shape `shape` (row-major, product = D).
+    pub fn with_shape(mut self, shape: Vec<usize>) -> Self {
+        self.shape = shape;
+        self
     }
     /// The source predicted: the last.
     pub fn target(&self) -> &Source {

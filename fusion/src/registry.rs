@@ -3,6 +3,7 @@
 //! default search space). Adding a model = one module under `models/` + one entry in
 //! [`MODELS`]. Nothing is built just to ask a question: the facts read the parameters.
 
+use crate::models::dgmf::{Dgmf, DgmfParams};
 use crate::models::dmf::{Dmf, DmfParams, Variant};
 use crate::models::mf_transfer::{MfTransfer, MfTransferParams};
 use crate::models::nar::{Nar, NarParams};
@@ -202,6 +203,20 @@ pub static MODELS: &[ModelInfo] = &[
         Sources::Two,
         "Generalised autoregression: a matrix between the two sources' PCA spaces"
     ),
+    ModelInfo {
+        name: "dgmf",
+        summary: "Diffusion-generative MF: a U-Net score model of all sources' fields, sampled",
+        sources: Sources::Any,
+        variance: true,
+        params: |v| {
+            let p: DgmfParams = parse("dgmf", v)?;
+            p.check()?;
+            as_json(p)
+        },
+        tuned_epochs: |v| Ok(parse::<DgmfParams>("dgmf", v)?.steps),
+        default_space: no_space,
+        build: |v| Ok(Box::new(Dgmf::new(parse("dgmf", v)?)?)),
+    },
 ];
 
 /// Every model name, in report order.

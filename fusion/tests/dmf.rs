@@ -197,9 +197,7 @@ fn dmf_trans_exploits_correlated_low_fidelity_data() {
         )
     };
     let lf_x: Vec<f64> = (0..24).map(|i| (i as f64 + 0.5) / 24.0).collect();
-    let train = MfTrainSet {
-        sources: vec![set(&lf_x, true), set(&[0.05, 0.35, 0.6, 0.9], false)],
-    };
+    let train = MfTrainSet::new(vec![set(&lf_x, true), set(&[0.05, 0.35, 0.6, 0.9], false)]);
     let test_x: Vec<f64> = (0..31).map(|i| (i as f64 + 0.25) / 31.0).collect();
     let test = set(&test_x, false);
     let rmse = |name: &str, params: serde_json::Value| {
@@ -234,15 +232,13 @@ fn a_search_reuses_the_pretrained_low_fidelity_network_exactly() {
     // with other transfer rates must still differ.
     let x = inputs(12, 2);
     let y = Array2::from_shape_fn((12, 6), |(i, j)| (x[[i, 0]] * (j as f64 + 1.0)).sin());
-    let train = MfTrainSet {
-        sources: vec![
-            Source::new(x.clone(), y.mapv(|v| 0.9 * v)),
-            Source::new(
-                x.slice(ndarray::s![..5, ..]).to_owned(),
-                y.slice(ndarray::s![..5, ..]).to_owned(),
-            ),
-        ],
-    };
+    let train = MfTrainSet::new(vec![
+        Source::new(x.clone(), y.mapv(|v| 0.9 * v)),
+        Source::new(
+            x.slice(ndarray::s![..5, ..]).to_owned(),
+            y.slice(ndarray::s![..5, ..]).to_owned(),
+        ),
+    ]);
     let memo = mfpipe_fusion::Memo::default();
     let fit = |r3: f64, memo: Option<&mfpipe_fusion::Memo>| {
         let mut m = registry::build(

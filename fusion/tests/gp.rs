@@ -84,9 +84,7 @@ fn every_gp_reproduces_its_training_data_without_noise() {
         ),
         ("field", level(&xl, field_low), level(&xh, field_high)),
     ] {
-        let train = MfTrainSet {
-            sources: vec![low, high.clone()],
-        };
+        let train = MfTrainSet::new(vec![low, high.clone()]);
         for name in MODELS {
             // Every noise level at zero (lf_noise is nar's cheapest GP's; only nar has it).
             let params = if name == "nar" {
@@ -136,12 +134,10 @@ fn ar_recovers_rho_when_the_high_fidelity_is_an_affine_map_of_the_low() {
     let lf = |x: f64| (2.0 * PI * x).sin() + 0.5 * x;
     let xl = grid(30);
     let xh: Vec<f64> = (0..8).map(|i| (i as f64 + 0.37) / 8.0).collect();
-    let train = MfTrainSet {
-        sources: vec![
-            level(&xl, |x| vec![lf(x)]),
-            level(&xh, |x| vec![1.7 * lf(x) - 0.4]),
-        ],
-    };
+    let train = MfTrainSet::new(vec![
+        level(&xl, |x| vec![lf(x)]),
+        level(&xh, |x| vec![1.7 * lf(x) - 0.4]),
+    ]);
     let (m, r) = fit_with("ar", serde_json::Value::Null, &train);
     let rho = r.hyperparameters["rho"][0].as_f64().unwrap();
     assert!((rho - 1.7).abs() < 2e-3, "rho = {rho}");
@@ -289,12 +285,10 @@ fn the_likelihood_gradient_matches_finite_differences() {
 fn nar_captures_a_nonlinear_relation_that_ar_cannot() {
     let xl = grid(50);
     let xh: Vec<f64> = (0..15).map(|i| (i as f64 + 0.5) / 15.0).collect();
-    let train = MfTrainSet {
-        sources: vec![
-            level(&xl, |x| vec![f_low(x)]),
-            level(&xh, |x| vec![f_high(x)]),
-        ],
-    };
+    let train = MfTrainSet::new(vec![
+        level(&xl, |x| vec![f_low(x)]),
+        level(&xh, |x| vec![f_high(x)]),
+    ]);
     let test: Vec<f64> = (0..200).map(|i| (i as f64 + 0.25) / 200.0).collect();
     let errs: Vec<f64> = ["gp-hf", "ar", "nar"]
         .iter()
@@ -334,9 +328,7 @@ fn nar_captures_a_nonlinear_relation_that_ar_cannot() {
 fn fits_are_reproducible_and_bad_settings_are_refused() {
     let xl = grid(20);
     let xh: Vec<f64> = (0..6).map(|i| (i as f64 + 0.5) / 6.0).collect();
-    let train = MfTrainSet {
-        sources: vec![level(&xl, field_low), level(&xh, field_high)],
-    };
+    let train = MfTrainSet::new(vec![level(&xl, field_low), level(&xh, field_high)]);
     let x = Array2::from_shape_vec((3, 1), vec![0.1, 0.55, 0.9]).unwrap();
     for name in MODELS {
         let a = fit_with(name, serde_json::Value::Null, &train)
@@ -362,9 +354,7 @@ fn fits_are_reproducible_and_bad_settings_are_refused() {
         }
     }
     // A fusion GP needs a low-fidelity level.
-    let hf_only = MfTrainSet {
-        sources: vec![level(&xh, field_high)],
-    };
+    let hf_only = MfTrainSet::new(vec![level(&xh, field_high)]);
     let mut m = registry::build("ar", &serde_json::Value::Null).unwrap();
     let err = m
         .fit(

@@ -58,9 +58,7 @@ fn rmse(m: &dyn FusionModel, xs: &[f64]) -> f64 {
 
 #[test]
 fn nn_hf_learns_a_smooth_field_from_enough_samples() {
-    let train = MfTrainSet {
-        sources: vec![set(&grid(24, 0.5), field)],
-    };
+    let train = MfTrainSet::new(vec![set(&grid(24, 0.5), field)]);
     let m = fit("nn-hf", &train, 0);
     let test = grid(37, 0.3);
     let e = rmse(m.as_ref(), &test);
@@ -85,29 +83,15 @@ fn transfer_from_low_fidelity_beats_high_fidelity_alone_when_hf_is_scarce() {
     let lf = set(&grid(30, 0.5), field_lf);
     let hf = set(&[0.1, 0.4, 0.65, 0.95], field);
     let test = grid(41, 0.25);
-    let nn = fit(
-        "nn-hf",
-        &MfTrainSet {
-            sources: vec![hf.clone()],
-        },
-        1,
-    );
-    let tr = fit(
-        "mf-transfer",
-        &MfTrainSet {
-            sources: vec![lf, hf],
-        },
-        1,
-    );
+    let nn = fit("nn-hf", &MfTrainSet::new(vec![hf.clone()]), 1);
+    let tr = fit("mf-transfer", &MfTrainSet::new(vec![lf, hf]), 1);
     let (e_nn, e_tr) = (rmse(nn.as_ref(), &test), rmse(tr.as_ref(), &test));
     assert!(e_tr < 0.7 * e_nn, "mf-transfer {e_tr} vs nn-hf {e_nn}");
 }
 
 #[test]
 fn fits_are_reproducible_from_the_seed() {
-    let train = MfTrainSet {
-        sources: vec![set(&grid(8, 0.5), field)],
-    };
+    let train = MfTrainSet::new(vec![set(&grid(8, 0.5), field)]);
     let x = Array2::from_shape_vec((3, 1), vec![0.2, 0.5, 0.8]).unwrap();
     let a = fit("nn-hf", &train, 5).predict(x.view()).unwrap().mean;
     let b = fit("nn-hf", &train, 5).predict(x.view()).unwrap().mean;
@@ -130,9 +114,7 @@ fn bad_hyperparameters_and_data_are_errors_not_panics() {
     assert!(e("nn-hf", serde_json::json!({"learning_rate": 0.1})).contains("unknown field"));
     assert!(e("kriging", serde_json::Value::Null).contains("unknown model"));
     let mut m = registry::build("mf-transfer", &serde_json::Value::Null).unwrap();
-    let one = MfTrainSet {
-        sources: vec![set(&[0.1, 0.2], field)],
-    };
+    let one = MfTrainSet::new(vec![set(&[0.1, 0.2], field)]);
     let r = m.fit(
         &one,
         &mut FitContext {

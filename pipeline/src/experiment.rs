@@ -388,6 +388,8 @@ pub struct Data<'a> {
     pub y_test: Array2<f64>,
     /// LF and HF are the same level (single-fidelity data).
     pub single: bool,
+    /// The shape of one output on the problem's grid.
+    pub shape: Vec<usize>,
 }
 
 impl<'a> Data<'a> {
@@ -427,6 +429,7 @@ impl<'a> Data<'a> {
             middle: Vec::new(),
             test,
             single,
+            shape: ds.meta.output_shape(),
         })
     }
 
@@ -500,7 +503,7 @@ impl<'a> Data<'a> {
             }
         }
         sources.push(source(self.hf, &hf_idx));
-        Ok(MfTrainSet::new(sources))
+        Ok(MfTrainSet::new(sources).with_shape(self.shape.clone()))
     }
 }
 

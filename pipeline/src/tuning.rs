@@ -94,7 +94,7 @@ pub fn tune(
     let hf = train.target();
     let mut sources = train.sources[..train.sources.len() - 1].to_vec();
     sources.push(hf.select(&fit_idx));
-    let sub = MfTrainSet::new(sources);
+    let sub = MfTrainSet::new(sources).with_shape(train.shape.clone());
     let held = hf.select(&val);
 
     let full = (registry::info(kind)?.tuned_epochs)(base)?;

@@ -1,6 +1,7 @@
 //! The models. Each file is one model; [`crate::registry`] maps names to them.
 
 pub mod ar;
+pub mod dgmf;
 pub mod dmf;
 pub mod gar;
 pub mod gp_hf;
