@@ -45,6 +45,7 @@ fn main() {
     };
     let s = TrainSettings {
         precond: Default::default(),
+        noise: Default::default(),
         steps,
         batch,
         lr: 2e-3,

@@ -78,6 +78,30 @@ pub enum Sampler {
     Sde,
 }
 
+/// How training draws noise levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseLevels {
+    /// tau ~ U(0, 1): log-uniform over the SDE's whole range, the range the sampler walks.
+    #[default]
+    UniformTau,
+    /// Karras et al.'s ln sigma ~ N(-1.2, 1.2^2), clamped to the SDE's range: most training
+    /// where a unit-variance field's content is decided, little at the largest levels.
+    LogNormal,
+}
+
+impl NoiseLevels {
+    pub fn draw(self, sde: &VeSde, rng: &mut ChaCha8Rng) -> f64 {
+        match self {
+            NoiseLevels::UniformTau => sde.sigma(rng.random::<f64>()),
+            NoiseLevels::LogNormal => {
+                let n: f64 = rng.sample(StandardNormal);
+                (-1.2 + 1.2 * n).exp().clamp(sde.sigma_min, sde.sigma_max)
+            }
+        }
+    }
+}
+
 /// What the network's output F means, and so its training target (both under the same VE
 /// SDE; y standardised to unit variance, sigma_data = 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -95,19 +119,6 @@ pub enum Precond {
 }
 
 impl Precond {
-    /// A noise level for one training example: tau ~ U(0, 1) for the score form; for EDM its
-    /// log-normal ln sigma ~ N(-1.2, 1.2^2) (clamped to the SDE's range), which spends the
-    /// training on the levels where the field's content is decided.
-    pub fn training_sigma(self, sde: &VeSde, rng: &mut ChaCha8Rng) -> f64 {
-        match self {
-            Precond::Score => sde.sigma(rng.random::<f64>()),
-            Precond::Edm => {
-                let n: f64 = rng.sample(StandardNormal);
-                (-1.2 + 1.2 * n).exp().clamp(sde.sigma_min, sde.sigma_max)
-            }
-        }
-    }
-
     /// The scale applied to z before the network.
     pub fn c_in(self, sigma: f64) -> f64 {
         match self {
@@ -300,7 +311,7 @@ pub struct NetShape {
 impl Default for NetShape {
     fn default() -> Self {
         Self {
-            channels: 16,
+            channels: 8,
             mults: vec![1, 2, 2],
             emb: 64,
         }
@@ -590,6 +601,7 @@ impl Fourier {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSettings {
     pub precond: Precond,
+    pub noise: NoiseLevels,
     pub steps: usize,
     pub batch: usize,
     pub lr: f64,
@@ -612,7 +624,7 @@ fn rows_f32(a: ArrayView2<f64>, rows: &[usize]) -> Vec<f32> {
 }
 
 /// Denoising score matching: for a batch of fields y, a noise level sigma per example (see
-/// [`Precond::training_sigma`]), z = y + sigma eps,
+/// [`NoiseLevels`]), z = y + sigma eps,
 /// minimise the mean squared distance of the network's output to the target of `precond`
 /// (the sigma^2-weighted loss ||net(z) + eps||^2 for [`Precond::Score`]). Adam; the learning
 /// rate decays by a cosine to 5 % of `lr` over the steps. Calls `each(step, loss)` after every
@@ -647,7 +659,7 @@ pub fn train(
         let mut targets = Vec::with_capacity(batch * dim);
         let mut feats = Vec::with_capacity(batch * fourier.w.len() * 2);
         for &r in &rows {
-            let sigma = s.precond.training_sigma(sde, &mut rng);
+            let sigma = s.noise.draw(sde, &mut rng);
             feats.extend(fourier.features(sigma));
             let c_in = s.precond.c_in(sigma);
             for &y in data.fields.row(r) {

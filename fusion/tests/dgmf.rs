@@ -4,7 +4,7 @@
 //! and a seed fixes its samples.
 
 use mfpipe_data::NoProgress;
-use mfpipe_fusion::dgmf::{self, Grid, NetShape, Precond, Sampler, VeSde};
+use mfpipe_fusion::dgmf::{self, Grid, NetShape, NoiseLevels, Precond, Sampler, VeSde};
 use mfpipe_fusion::models::dgmf::{Dgmf, DgmfParams};
 use mfpipe_fusion::{Budget, FitContext, FusionError, FusionModel, MfTrainSet, Source};
 use ndarray::Array2;
@@ -204,6 +204,8 @@ fn tiny(seed_steps: usize) -> DgmfParams {
             emb: 32,
         },
         precond: Precond::Edm,
+        // Four to twelve tiny fields: the log-normal levels converge in a few thousand steps.
+        noise: NoiseLevels::LogNormal,
         steps: seed_steps,
         batch: 4,
         lr: 3e-3,

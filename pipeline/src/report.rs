@@ -119,6 +119,62 @@ For each training size the model with the lowest mean test RMSE, and every model
     let _ = writeln!(md);
 }
 
+/// The DGMF paper's headline: error reduction of DGMF over the best other method, per problem
+/// (arXiv 2311.05606, abstract).
+const DGMF_CLAIM: &[(&str, f64)] = &[("poisson", 55.6), ("heat", 58.0), ("burgers", 45.4)];
+
+/// "DGMF against the best other model": per training size, dgmf's mean RMSE, the best other
+/// model's, and the percentage change, beside the paper's claimed reduction.
+fn dgmf_claim_table(md: &mut String, grouped: &[Group], problem: &str) {
+    let mean = |recs: &[&Record]| spread(&recs.iter().map(|r| r.rmse).collect::<Vec<_>>()).0;
+    let dgmf: Vec<(usize, usize, f64)> = grouped
+        .iter()
+        .filter(|((m, ..), _)| m == "dgmf")
+        .map(|((_, l, h), recs)| (*l, *h, mean(recs)))
+        .collect();
+    if dgmf.is_empty() {
+        return;
+    }
+    let claim = DGMF_CLAIM.iter().find(|c| c.0 == problem).map(|c| c.1);
+    let _ = writeln!(
+        md,
+        "## DGMF against the best other model\n\nPer training size: dgmf's mean test RMSE, the best other model's, and the change (negative = dgmf's error is lower). {}\n\n| N_L | N_H | dgmf RMSE | best other (RMSE) | change |\n|---|---|---|---|---|",
+        match claim {
+            Some(c) => format!("The DGMF paper reports a {c} % error reduction on {problem} over the state of the art."),
+            None => "The DGMF paper makes no claim for this problem.".to_string(),
+        }
+    );
+    let mut changes = Vec::new();
+    for &(l, h, d) in &dgmf {
+        let best = grouped
+            .iter()
+            .filter(|((m, gl, gh), _)| m != "dgmf" && *gh == h && (*gl == l || *gl == 0))
+            .map(|((m, ..), recs)| (m.as_str(), mean(recs)))
+            .filter(|x| x.1.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((bm, bv)) = best else { continue };
+        let change = 100.0 * (d / bv - 1.0);
+        changes.push(change);
+        let _ = writeln!(md, "| {l} | {h} | {d:.3e} | {bm} ({bv:.3e}) | {change:+.1} % |");
+    }
+    if let (Some(c), false) = (claim, changes.is_empty()) {
+        let best = changes.iter().cloned().fold(f64::INFINITY, f64::min);
+        let verdict = if best <= -c {
+            "the claimed reduction is reached at least at one training size"
+        } else if best < 0.0 {
+            "dgmf beats the best other model at some training size, by less than the paper claims"
+        } else {
+            "dgmf does not beat the best other model at any training size: the claim does not hold on this run"
+        };
+        let _ = writeln!(
+            md,
+            "\nPaper: -{c} %. Here: {best:+.1} % at best over the training sizes — {verdict}.\n"
+        );
+    } else {
+        let _ = writeln!(md);
+    }
+}
+
 /// The accuracy the "samples needed" table asks for (DMF paper, Poisson: R^2 >= 0.997).
 const R2_TARGET: f64 = 0.997;
 
@@ -536,6 +592,7 @@ impl Exporter<RunSummary<'_>> for Markdown {
         }
         let _ = writeln!(md, "\nA fit whose training goes non-finite is stopped and scored as the worst: its metrics are null in results.json, it is left out of the means above and counted under \"diverged\".\n");
         best_model_table(&mut md, &grouped);
+        dgmf_claim_table(&mut md, &grouped, &ds.meta.problem);
         let calibrated: Vec<&Group> = grouped
             .iter()
             .filter(|(_, recs)| recs.iter().any(|r| r.nll.is_some()))

@@ -11,7 +11,7 @@
 
 use super::check_sources;
 use crate::dgmf::{
-    self, max_pairwise_distance, Batchable, Fidelity, Fourier, Grid, NetShape, Precond, Sampler,
+    self, max_pairwise_distance, Batchable, Fidelity, Fourier, Grid, NetShape, NoiseLevels, Precond, Sampler,
     ScoreNet, TrainSettings, VeSde,
 };
 use crate::prep::InputMap;
@@ -32,6 +32,8 @@ pub struct DgmfParams {
     pub net: NetShape,
     /// What the network predicts and so how the loss weighs the noise levels.
     pub precond: Precond,
+    /// How training draws noise levels.
+    pub noise: NoiseLevels,
     /// Training steps (mini-batches) of denoising score matching.
     pub steps: usize,
     pub batch: usize,
@@ -57,15 +59,16 @@ impl Default for DgmfParams {
         Self {
             grid: 32,
             net: NetShape::default(),
-            precond: Precond::Score,
-            steps: 2000,
-            batch: 32,
+            precond: Precond::Edm,
+            noise: NoiseLevels::UniformTau,
+            steps: 1000,
+            batch: 16,
             lr: 2e-3,
             sigma_min: 2e-3,
             sigma_max: 0.0,
             sampler: Sampler::Ode,
-            sample_steps: 24,
-            samples: 8,
+            sample_steps: 10,
+            samples: 4,
             fidelity: Fidelity::Discrete,
             target_level: None,
         }
@@ -276,6 +279,7 @@ impl FusionModel for Dgmf {
         };
         let settings = TrainSettings {
             precond: p.precond,
+            noise: p.noise,
             steps,
             batch: p.batch,
             lr: p.lr,
