@@ -334,6 +334,9 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     if let Some(v) = &a.n_hf {
         cfg.protocol.n_hf = parse_list("--n-hf", v)?;
+        if cfg.protocol.n_hf.contains(&0) {
+            bail!("--n-hf {:?}: need at least one HF training sample", cfg.protocol.n_hf);
+        }
     }
     if let Some(v) = &a.n_lf {
         cfg.protocol.n_lf = parse_list("--n-lf", v)?;
@@ -379,8 +382,11 @@ fn train(a: TrainArgs) -> Result<()> {
                         levels.len()
                     );
                 }
-                if n.contains(&0) {
-                    bail!("--n {n:?}: every level needs at least one training sample");
+                // A zero for the target alone is the zero-shot question (a model asked for a
+                // fidelity it has no training data of: dgmf with a continuous fidelity); models
+                // that need target data refuse it in their fit, by name.
+                if n[..n.len() - 1].contains(&0) {
+                    bail!("--n {n:?}: every level but the target needs at least one training sample");
                 }
                 middle = cfg.protocol.per_source(&levels, &n);
             }
@@ -423,9 +429,8 @@ fn train_and_report(
     if p.models.is_empty() || p.n_hf.is_empty() || p.n_lf.is_empty() || p.seeds.is_empty() {
         bail!("nothing to train: models, n_hf, n_lf and seeds must all be non-empty");
     }
-    if p.n_hf.contains(&0) {
-        bail!("--n-hf {:?}: need at least one HF training sample", p.n_hf);
-    }
+    // N_H = 0 arrives only as the zero-shot run of `train --levels ... --n ...,0`: --n-hf and
+    // configs refuse it before this point.
     let models = p
         .models
         .iter()

@@ -9,7 +9,6 @@
 //! a score error costs the same everywhere, as in the field RMSE); inputs are standardised per
 //! column.
 
-use super::check_sources;
 use crate::dgmf::{
     self, max_pairwise_distance, Batchable, Fidelity, Fourier, Grid, NetShape, NoiseLevels, Precond, Sampler,
     ScoreNet, TrainSettings, VeSde,
@@ -198,7 +197,26 @@ impl FusionModel for Dgmf {
 
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport> {
         let p = &self.params;
-        check_sources(self.name(), train, Sources::Any, 1)?;
+        Sources::Any.check(self.name(), train.sources.len())?;
+        // An empty target is the zero-shot case: a continuous fidelity asked for a level it
+        // has no data of. A one-hot fidelity has no slot for such a level.
+        let empty = train.sources.iter().filter(|s| s.is_empty()).count();
+        let target_empty = train.target().is_empty();
+        if empty > usize::from(target_empty) || empty == train.sources.len() {
+            return Err(FusionError::NotEnoughData {
+                model: self.name().into(),
+                what: "at least 1 sample from every cheaper source".into(),
+            });
+        }
+        if target_empty && p.fidelity == Fidelity::Discrete {
+            return Err(FusionError::NotEnoughData {
+                model: self.name().into(),
+                what: format!(
+                    "target samples (level {}), or fidelity = \"continuous\" to predict a level without training data",
+                    train.target().level
+                ),
+            });
+        }
         let grid = Grid::new(&train.shape, p.grid)?;
         let d_out: usize = train.shape.iter().product();
         if train.sources.iter().any(|s| s.outputs.ncols() != d_out) {
