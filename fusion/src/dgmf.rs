@@ -20,7 +20,7 @@
 //!   of the interpolation), so a round trip is the best approximation of the field in that space
 //!   and a field already in it comes back exactly.
 
-use crate::mlp::{cpu_device, train_device, xavier_linear};
+use crate::mlp::{cpu_device, materialise, train_device, xavier_linear, BURN_RNG};
 use crate::{FusionError, Result};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -35,7 +35,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
 
 /// The variance-exploding SDE dz = sqrt(d sigma^2 / d tau) dw on tau in [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -400,9 +399,6 @@ pub struct ScoreNet {
     one_d: bool,
 }
 
-/// burn's parameter RNG is global: seed and build under one lock.
-static INIT: Mutex<()> = Mutex::new(());
-
 struct Builder<'a> {
     one_d: bool,
     device: &'a Device,
@@ -450,7 +446,7 @@ impl ScoreNet {
     /// A freshly initialised network for `d` PDE parameters and `f` fidelity features.
     pub fn new(shape: &NetShape, d: usize, f: usize, one_d: bool, seed: u64) -> Self {
         let device = train_device();
-        let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
         device.seed(seed);
         let mut b = Builder {
             one_d,
@@ -492,7 +488,7 @@ impl ScoreNet {
         let mut conv_out = b.conv(c0, 1, 1);
         // Start from a zero score: the first steps learn the data's scale, not undo noise.
         conv_out.weight = Param::from_tensor(Tensor::zeros(conv_out.weight.dims(), &device));
-        Self {
+        let net = Self {
             noise,
             params,
             fidelity,
@@ -505,7 +501,9 @@ impl ScoreNet {
             norm_out,
             conv_out,
             one_d,
-        }
+        };
+        materialise(&net);
+        net
     }
 
     /// Coordinate channels in [-1, 1] for a batch shaped like `z`: [B, 1 or 2, H, W].

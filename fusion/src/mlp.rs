@@ -67,6 +67,24 @@ impl Mlp {
     }
 }
 
+/// burn's parameter RNG is global (one per process): every module that draws from it is built
+/// and [`materialise`]d under this one lock, after seeding it.
+pub(crate) static BURN_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// burn initialises parameters lazily, on first use, from its global RNG: a module built under
+/// a seeded lock would otherwise draw its weights later, outside the lock, interleaved with
+/// whatever other fits draw at the time (fits run in parallel). Touch every float parameter so
+/// the draws happen now.
+pub(crate) fn materialise<M: Module>(m: &M) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    m.visit(&mut Touch);
+}
+
 /// A linear layer `i -> o` with Xavier-uniform weights from `rng` and zero biases.
 pub(crate) fn xavier_linear(i: usize, o: usize, rng: &mut ChaCha8Rng, device: &Device) -> Linear {
     let mut lin = LinearConfig::new(i, o).init(device);

@@ -20,7 +20,9 @@
 //! Weights come from burn's RNG seeded per stage (under a lock, so concurrent fits do not
 //! interleave draws); mini-batches are drawn from a seeded ChaCha stream.
 
-use crate::mlp::{cpu_device, from_tensor, to_tensor, train_device, xavier_linear};
+use crate::mlp::{
+    cpu_device, from_tensor, materialise, to_tensor, train_device, xavier_linear, BURN_RNG,
+};
 use crate::{FusionError, Result};
 use burn::module::Module;
 use burn::nn::transformer::{
@@ -34,7 +36,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
 
 /// Training and network sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,9 +130,6 @@ impl Stage {
     }
 }
 
-/// burn's parameter RNG is global: seed and build under one lock.
-static INIT: Mutex<()> = Mutex::new(());
-
 #[allow(clippy::too_many_arguments)]
 fn build_stage(
     (t, f, l): (usize, usize, usize),
@@ -141,7 +139,7 @@ fn build_stage(
     seed: u64,
     device: &Device,
 ) -> Stage {
-    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = BURN_RNG.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let hidden = if p.hidden == 0 { l } else { p.hidden };
@@ -176,14 +174,16 @@ fn build_stage(
     } else {
         Vec::new()
     };
-    Stage {
+    let stage = Stage {
         embed,
         encoder,
         time,
         feat,
         gen,
         comb,
-    }
+    };
+    materialise(&stage);
+    stage
 }
 
 /// Per-feature standardisation of [N, T, F] inputs over samples and time (training stats).

@@ -242,9 +242,10 @@ fn a_tiny_unet_regenerates_the_fields_it_was_fitted_on_and_its_condition_selects
     let scale = (y.mapv(|v| v * v).sum() / y.len() as f64).sqrt();
     for i in 0..4 {
         let own = dist(p.mean.row(i), y.row(i));
-        // Regenerated: within 10 % of the fields' RMS size...
+        // Regenerated: within 15 % of the fields' RMS size (they differ from each other by
+        // 90-140 %)...
         assert!(
-            own < 0.1 * scale,
+            own < 0.15 * scale,
             "field {i}: RMS error {own:.3} (fields' RMS {scale:.3})"
         );
         // ...and each condition yields its own field, far from the other three.
@@ -290,9 +291,11 @@ fn fidelity_conditions_the_field_and_a_continuous_fidelity_interpolates_between_
     p.grid = 16;
     let hi = fit(p.clone(), &train, 0).predict(x.view()).unwrap().mean;
     let err = (&hi - &field(2.0)).mapv(f64::abs).mean().unwrap();
+    let other = (&hi - &field(0.0)).mapv(f64::abs).mean().unwrap();
+    // The target level's fields, not the other level's (offset 1 apart).
     assert!(
-        err < 0.05,
-        "the target level's fields: mean abs error {err:.3}"
+        err < 0.1 && other > 0.8,
+        "mean abs error {err:.3} from the target level, {other:.3} from the other"
     );
     // The continuous form asked for level 1, which it never saw: its fields lie between the
     // two levels' (offsets 0 and 1), not on either.

@@ -335,7 +335,10 @@ fn train(a: TrainArgs) -> Result<()> {
     if let Some(v) = &a.n_hf {
         cfg.protocol.n_hf = parse_list("--n-hf", v)?;
         if cfg.protocol.n_hf.contains(&0) {
-            bail!("--n-hf {:?}: need at least one HF training sample", cfg.protocol.n_hf);
+            bail!(
+                "--n-hf {:?}: need at least one HF training sample",
+                cfg.protocol.n_hf
+            );
         }
     }
     if let Some(v) = &a.n_lf {
@@ -386,7 +389,9 @@ fn train(a: TrainArgs) -> Result<()> {
                 // fidelity it has no training data of: dgmf with a continuous fidelity); models
                 // that need target data refuse it in their fit, by name.
                 if n[..n.len() - 1].contains(&0) {
-                    bail!("--n {n:?}: every level but the target needs at least one training sample");
+                    bail!(
+                        "--n {n:?}: every level but the target needs at least one training sample"
+                    );
                 }
                 middle = cfg.protocol.per_source(&levels, &n);
             }

@@ -148,7 +148,9 @@ fn dgmf_claim_table(md: &mut String, grouped: &[Group], problem: &str) {
         let Some((bm, bv)) = best else { continue };
         let change = 100.0 * (d / bv - 1.0);
         changes.push(change);
-        rows.push(format!("| {l} | {h} | {d:.3e} | {bm} ({bv:.3e}) | {change:+.1} % |"));
+        rows.push(format!(
+            "| {l} | {h} | {d:.3e} | {bm} ({bv:.3e}) | {change:+.1} % |"
+        ));
     }
     if rows.is_empty() {
         return;

@@ -686,3 +686,75 @@ fn the_multistage_studies_run_from_the_cli() {
         assert!(report.contains("stage 1 error"), "{report}");
     }
 }
+
+/// The DGMF comparison runs from the CLI (smoke size): dgmf's records carry samples' NLL and
+/// coverage, and the report sets dgmf against the best other model beside the paper's claim.
+/// The zero-shot form (`--n ...,0`) trains dgmf with a continuous fidelity on the cheaper
+/// levels only, while a model that needs target data refuses by name.
+#[test]
+fn the_dgmf_comparison_and_its_zero_shot_form_run_from_the_cli() {
+    let d = tempfile::tempdir().unwrap();
+    let o = pipeline(
+        d.path(),
+        &[
+            "run",
+            "heat",
+            "--config",
+            &config("heat-dgmf.toml"),
+            "--smoke",
+            "--out",
+            "o",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("o/results.json")).unwrap())
+            .unwrap();
+    let dg: Vec<&serde_json::Value> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["model"] == "dgmf")
+        .collect();
+    assert!(!dg.is_empty());
+    for r in &dg {
+        let cov = r["coverage95"].as_f64().unwrap();
+        assert!(r["rmse"].as_f64().unwrap().is_finite() && (0.0..=1.0).contains(&cov));
+    }
+    let report = std::fs::read_to_string(d.path().join("o/report.md")).unwrap();
+    assert!(report.contains("## DGMF against the best other model"));
+    assert!(report.contains("58.0 % error reduction on heat"));
+
+    let data = d.path().join("o/heat.h5");
+    let zero_shot = |model: &str| {
+        pipeline(
+            d.path(),
+            &[
+                "train",
+                data.to_str().unwrap(),
+                "--levels",
+                "0,1",
+                "--n",
+                "8,0",
+                "--model",
+                model,
+                "--config",
+                &config("heat-dgmf-zero-shot.toml"),
+                "--seeds",
+                "0",
+                "--n-test",
+                "8",
+                "--max-epochs",
+                "5",
+                "--out",
+                &format!("z-{model}"),
+            ],
+        )
+    };
+    let o = zero_shot("dgmf");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = zero_shot("nn-hf");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nn-hf") && err.lines().count() == 1, "{err}");
+}

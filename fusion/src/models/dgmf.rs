@@ -10,8 +10,8 @@
 //! column.
 
 use crate::dgmf::{
-    self, max_pairwise_distance, Batchable, Fidelity, Fourier, Grid, NetShape, NoiseLevels, Precond, Sampler,
-    ScoreNet, TrainSettings, VeSde,
+    self, max_pairwise_distance, Batchable, Fidelity, Fourier, Grid, NetShape, NoiseLevels,
+    Precond, Sampler, ScoreNet, TrainSettings, VeSde,
 };
 use crate::prep::InputMap;
 use crate::{
