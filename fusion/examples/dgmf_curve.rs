@@ -52,8 +52,11 @@ fn main() {
         rep.hyperparameters["sigma_max"]
     );
     println!("sampler steps K  rmse      cover95  s/prediction");
-    for sampler in [Sampler::Ode] {
-        for steps in [10, 20, 40] {
+    for (sampler, ladder) in [
+        (Sampler::Ode, [5, 10, 20, 40]),
+        (Sampler::Sde, [10, 20, 40, 80]),
+    ] {
+        for steps in ladder {
             let k = 4;
             m.set_sampling(sampler, steps, k).unwrap();
             let t0 = Instant::now();

@@ -246,7 +246,10 @@ impl Grid {
             [w] if *w > 1 => (1, *w),
             [h, w] if *h > 1 && *w > 1 => (*h, *w),
             [1] | [] => {
-                return bad("a diffusion model of fields does not apply to scalar outputs (the problem's output has one value per sample)".into())
+                return Err(FusionError::NotApplicable {
+                    model: "dgmf".into(),
+                    why: "it is a generative model of fields, and this problem's output is one value per sample".into(),
+                })
             }
             _ => return bad(format!("fields of shape {shape:?} are not supported (1-D or 2-D grids only)")),
         };

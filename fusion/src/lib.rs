@@ -44,6 +44,8 @@ pub enum FusionError {
         takes: &'static str,
         got: usize,
     },
+    #[error("model {model} does not apply here: {why}")]
+    NotApplicable { model: String, why: String },
     #[error("model {model}: predict called before fit")]
     NotFitted { model: String },
     #[error("model {model}: inputs have {got} columns, expected {expected}")]

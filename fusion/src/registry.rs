@@ -22,6 +22,8 @@ pub struct ModelInfo {
     pub sources: Sources,
     /// Whether predictions carry a variance (records then get NLL and coverage).
     pub variance: bool,
+    /// Models only fields (1-D or 2-D outputs); refused before any work on scalar outputs.
+    pub fields_only: bool,
     /// The hyperparameters with every default filled in, checked (a bad key or value is an
     /// error naming it).
     pub params: fn(&Value) -> Result<Value>,
@@ -85,6 +87,7 @@ macro_rules! dmf {
             summary: $summary,
             sources: $variant.sources(),
             variance: false,
+            fields_only: false,
             params: |v| {
                 let p: DmfParams = parse($name, v)?;
                 p.check($name)?;
@@ -105,6 +108,7 @@ macro_rules! gp {
             summary: $summary,
             sources: $sources,
             variance: true,
+            fields_only: false,
             params: |v| {
                 let p: GpParams = parse($name, v)?;
                 p.check($name)?;
@@ -124,6 +128,7 @@ pub static MODELS: &[ModelInfo] = &[
         summary: "MLP on the target data only (the single-fidelity baseline)",
         sources: Sources::TargetOnly,
         variance: false,
+        fields_only: false,
         params: |v| {
             let p: NnHfParams = parse("nn-hf", v)?;
             p.check()?;
@@ -138,6 +143,7 @@ pub static MODELS: &[ModelInfo] = &[
         summary: "MLP pre-trained on the cheap source, fine-tuned on the target",
         sources: Sources::Two,
         variance: false,
+        fields_only: false,
         params: |v| {
             let p: MfTransferParams = parse("mf-transfer", v)?;
             p.check()?;
@@ -188,6 +194,7 @@ pub static MODELS: &[ModelInfo] = &[
         summary: "NARGP (Perdikaris et al.): recursive GPs over [x, f_{t-1}], MC-propagated",
         sources: Sources::Chain,
         variance: true,
+        fields_only: false,
         params: |v| {
             let p: NarParams = parse("nar", v)?;
             p.check("nar")?;
@@ -208,6 +215,7 @@ pub static MODELS: &[ModelInfo] = &[
         summary: "Diffusion-generative MF: a U-Net score model of all sources' fields, sampled",
         sources: Sources::Any,
         variance: true,
+        fields_only: true,
         params: |v| {
             let p: DgmfParams = parse("dgmf", v)?;
             p.check()?;

@@ -327,7 +327,8 @@ fn scalar_outputs_and_bad_settings_are_refused_with_the_reason() {
         .err()
         .unwrap();
     assert!(
-        matches!(e, FusionError::BadParams { .. }) && e.to_string().contains("scalar"),
+        matches!(e, FusionError::NotApplicable { .. })
+            && e.to_string().contains("one value per sample"),
         "{e}"
     );
     let bad = DgmfParams {

@@ -40,7 +40,15 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 fn models() -> Result<()> {
     for m in mfpipe_fusion::registry::MODELS {
         println!("{}: {}", m.name, m.summary);
-        println!("  takes      {}", m.sources.describe());
+        println!(
+            "  takes      {}{}",
+            m.sources.describe(),
+            if m.fields_only {
+                "; field outputs only (1-D or 2-D)"
+            } else {
+                ""
+            }
+        );
         println!(
             "  predicts   {}",
             if m.variance {

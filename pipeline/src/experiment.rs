@@ -520,6 +520,17 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     )?;
     let data = data.with_middle(ds, &plan.middle)?;
     plan.check_models()?;
+    if ds.meta.output_len() == 1 {
+        for m in &plan.models {
+            if registry::info(&m.kind)?.fields_only {
+                bail!(
+                    "model {} models fields, and {}'s output is one value per sample",
+                    m.label,
+                    ds.meta.problem
+                );
+            }
+        }
+    }
     let y_test = &data.y_test;
     let jobs = jobs(plan, data.single)?;
     // With scope = "cell", each (model, N_L, N_H) is searched once, on the first seed's
