@@ -175,7 +175,7 @@ fn dgmf_claim_table(md: &mut String, grouped: &[Group], problem: &str) {
         };
         let _ = writeln!(
             md,
-            "\nPaper: -{c} %. Here: {best:+.1} % at best over the training sizes — {verdict}.\n"
+            "\nPaper: -{c:.1} %. Here: {best:+.1} % at best over the training sizes — {verdict}.\n"
         );
     } else {
         let _ = writeln!(md);
