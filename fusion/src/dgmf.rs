@@ -70,7 +70,8 @@ impl VeSde {
 #[serde(rename_all = "lowercase")]
 pub enum Sampler {
     /// Probability-flow ODE dz/dsigma = -sigma s(z, sigma), Heun's method (2 score
-    /// evaluations per step, 1 on the last); K samples differ only by their starting noise.
+    /// evaluations per step, and one for the final denoising); K samples differ only by their
+    /// starting noise.
     #[default]
     Ode,
     /// Reverse SDE, Euler-Maruyama: z <- z + (s_i^2 - s_{i+1}^2) s + sqrt(s_i^2 - s_{i+1}^2) xi.
