@@ -20,7 +20,7 @@
 //!   of the interpolation), so a round trip is the best approximation of the field in that space
 //!   and a field already in it comes back exactly.
 
-use crate::mlp::{cpu_device, materialise, train_device, xavier_linear, BURN_RNG};
+use crate::mlp::{cpu_device, materialise, to_tensor, train_device, xavier_linear, BURN_RNG};
 use crate::{FusionError, Result};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -30,7 +30,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{activation, Device, Tensor, TensorData};
 use nalgebra::DMatrix;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -619,10 +619,14 @@ pub struct Batchable<'a> {
     pub hw: [usize; 2],
 }
 
-fn rows_f32(a: ArrayView2<f64>, rows: &[usize]) -> Vec<f32> {
-    rows.iter()
-        .flat_map(|&i| a.row(i).iter().map(|&v| v as f32).collect::<Vec<_>>())
-        .collect()
+/// Per-row conditions [B, width] as a tensor; a condition with no columns (a problem without
+/// inputs, a single fidelity) becomes one zero column, the width the network was built for.
+fn conditions(a: ArrayView2<f64>, device: &Device) -> Tensor<2> {
+    if a.ncols() == 0 {
+        Tensor::zeros([a.nrows(), 1], device)
+    } else {
+        to_tensor(a, device)
+    }
 }
 
 /// Denoising score matching: for a batch of fields y, a noise level sigma per example (see
@@ -643,18 +647,10 @@ pub fn train(
     let n = data.fields.nrows();
     let [h, w] = data.hw;
     let dim = h * w;
-    let (d, f) = (data.x.ncols().max(1), data.fid.ncols().max(1));
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0xD1FF_0510);
     let mut opt = AdamConfig::new().init();
     let batch = s.batch.min(n).max(1);
     let mut last = f64::NAN;
-    let pad = |v: Vec<f32>, width: usize, b: usize| {
-        if v.is_empty() {
-            vec![0.0; b * width]
-        } else {
-            v
-        }
-    };
     for step in 0..s.steps {
         let rows: Vec<usize> = (0..batch).map(|_| rng.random_range(0..n)).collect();
         let mut zs = Vec::with_capacity(batch * dim);
@@ -675,14 +671,8 @@ pub fn train(
         let target = Tensor::<4>::from_data(TensorData::new(targets, [batch, 1, h, w]), &device);
         let emb = feats.len() / batch;
         let noise = Tensor::<2>::from_data(TensorData::new(feats, [batch, emb]), &device);
-        let x = Tensor::<2>::from_data(
-            TensorData::new(pad(rows_f32(data.x, &rows), d, batch), [batch, d]),
-            &device,
-        );
-        let fid = Tensor::<2>::from_data(
-            TensorData::new(pad(rows_f32(data.fid, &rows), f, batch), [batch, f]),
-            &device,
-        );
+        let x = conditions(data.x.select(Axis(0), &rows).view(), &device);
+        let fid = conditions(data.fid.select(Axis(0), &rows).view(), &device);
         let out = net.forward(z, noise, x, fid);
         let loss = (out - target).powi_scalar(2).mean();
         let value = loss.clone().into_scalar::<f32>() as f64;
@@ -719,15 +709,6 @@ pub fn score_batch(
     let device = cpu_device();
     let [h, w] = hw;
     let b = x.nrows();
-    let (d, f) = (x.ncols().max(1), fid.ncols().max(1));
-    let all: Vec<usize> = (0..b).collect();
-    let pad = |v: Vec<f32>, width: usize| {
-        if v.is_empty() {
-            vec![0.0; b * width]
-        } else {
-            v
-        }
-    };
     let feats: Vec<f32> = (0..b).flat_map(|_| fourier.features(sigma)).collect();
     let emb = feats.len() / b;
     let c_in = precond.c_in(sigma);
@@ -741,11 +722,8 @@ pub fn score_batch(
     let out = net.forward(
         zt,
         Tensor::from_data(TensorData::new(feats, [b, emb]), &device),
-        Tensor::from_data(TensorData::new(pad(rows_f32(x, &all), d), [b, d]), &device),
-        Tensor::from_data(
-            TensorData::new(pad(rows_f32(fid, &all), f), [b, f]),
-            &device,
-        ),
+        conditions(x, &device),
+        conditions(fid, &device),
     );
     let data = out.into_data();
     data.as_slice::<f32>()
@@ -777,9 +755,4 @@ pub fn max_pairwise_distance(y: ArrayView2<f64>) -> f64 {
     } else {
         1.0
     }
-}
-
-/// Rows of an [N, D] array as a flat row-major vector.
-pub fn flat(a: &Array2<f64>) -> Vec<f64> {
-    a.iter().copied().collect()
 }
