@@ -5,7 +5,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 /// Per-column affine map to zero mean and unit variance. Columns with (near) zero spread keep
 /// scale 1 so that constant outputs do not blow up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Standardizer {
     pub mean: Array1<f64>,
     pub scale: Array1<f64>,
@@ -34,7 +34,7 @@ impl Standardizer {
 /// Principal components of flattened fields, computed from the N x N Gram matrix of the
 /// centred training data (N samples << D grid points, so this is the cheap route to the
 /// thin SVD).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Pca {
     pub mean: Array1<f64>,
     /// [D, k], orthonormal columns.

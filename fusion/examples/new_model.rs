@@ -103,6 +103,16 @@ impl FusionModel for LfOffset {
         }
         Ok(Prediction::point(interpolate(cheap, x) + offset))
     }
+
+    // What `fit` learned is all a saved model needs (serde data, encoded by `state`).
+    fn save_state(&self) -> Result<Vec<u8>> {
+        mfpipe_fusion::state::save(self.name(), &self.fitted)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.fitted = Some(mfpipe_fusion::state::load(self.name(), bytes)?);
+        Ok(())
+    }
 }
 
 fn main() {

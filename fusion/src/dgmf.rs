@@ -37,7 +37,7 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 /// The variance-exploding SDE dz = sqrt(d sigma^2 / d tau) dw on tau in [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct VeSde {
     pub sigma_min: f64,
     pub sigma_max: f64,
@@ -199,7 +199,7 @@ pub fn sample(
 
 /// The model grid: `shape` (the problem's grid, 1-D or 2-D, axes uniform on [0, 1]) carried on
 /// `side` nodes per axis (a 1-D field keeps one row).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Grid {
     /// The field's shape on the problem's grid.
     pub shape: Vec<usize>,
@@ -401,7 +401,31 @@ pub struct ScoreNet {
     /// 1-D fields: kernels (1, 3), strides (1, 2).
     #[module(skip)]
     one_d: bool,
+    #[module(skip)]
+    dims: ScoreDims,
 }
+
+/// What fixes a [`ScoreNet`]'s shape: its sizes, the numbers of PDE parameters and fidelity
+/// features, and whether fields are 1-D.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScoreDims {
+    pub shape: NetShape,
+    pub d: usize,
+    pub f: usize,
+    pub one_d: bool,
+}
+
+impl crate::state::Rebuild for ScoreNet {
+    type Dims = ScoreDims;
+    fn dims(&self) -> ScoreDims {
+        self.dims.clone()
+    }
+    fn blank(d: &ScoreDims) -> Self {
+        // Predictions run on the inference form (`valid`), as after training.
+        ScoreNet::new(&d.shape, d.d, d.f, d.one_d, 0).valid()
+    }
+}
+crate::saved_net!(ScoreNet);
 
 struct Builder<'a> {
     one_d: bool,
@@ -505,6 +529,12 @@ impl ScoreNet {
             norm_out,
             conv_out,
             one_d,
+            dims: ScoreDims {
+                shape: shape.clone(),
+                d,
+                f,
+                one_d,
+            },
         };
         materialise(&net);
         net
@@ -576,7 +606,7 @@ impl ScoreNet {
 
 /// Gaussian random Fourier features of log sigma: [sin(2 pi w log s), cos(2 pi w log s)] with
 /// fixed w ~ N(0, 16^2) (Song et al.'s scale), `emb` features per row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fourier {
     w: Vec<f64>,
 }

@@ -237,6 +237,23 @@ pub struct DmfNet {
     pub(crate) cells: usize,
 }
 
+impl crate::state::Rebuild for DmfNet {
+    /// (cells, input, width, output).
+    type Dims = [usize; 4];
+    fn dims(&self) -> [usize; 4] {
+        let edges = &self.w.edges;
+        let input = edges[0].first_w.dims()[0];
+        // Edge (0, 1) ends on a hidden node unless the net has only its input and output.
+        let width = if self.cells > 2 { edges[0].out } else { 1 };
+        let output = edges[edges.len() - 1].out;
+        [self.cells, input, width, output]
+    }
+    fn blank(&[cells, input, width, output]: &[usize; 4]) -> Self {
+        DmfNet::new(cells, input, width, output, 0, &crate::mlp::cpu_device())
+    }
+}
+crate::saved_net!(DmfNet);
+
 /// Edge index of (i, j), i < j, with edges ordered by j then i.
 fn edge(i: usize, j: usize) -> usize {
     j * (j - 1) / 2 + i

@@ -107,7 +107,7 @@ pub fn fit_constant_mean(
 /// Layout of the hyperparameter vector: for each term its log length scales then its log
 /// signal std; with co-kriging rows of m levels, rho_0..rho_{m-2}; then (if fitted) the log
 /// noise std, one per level (one in all without co-kriging).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Layout {
     cols: Vec<usize>,
     fixed_noise: Option<f64>,
@@ -210,7 +210,7 @@ impl Layout {
 }
 
 /// A fitted GP.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Gp {
     layout: Layout,
     /// Log hyperparameters (see [`Layout`]).

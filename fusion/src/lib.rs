@@ -13,10 +13,11 @@ pub mod prep;
 pub mod rbf;
 pub mod registry;
 pub mod search;
+pub mod state;
 
 use mfpipe_data::Progress;
 use ndarray::{Array1, Array2, Array3, ArrayView2};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -46,6 +47,8 @@ pub enum FusionError {
     },
     #[error("model {model} does not apply here: {why}")]
     NotApplicable { model: String, why: String },
+    #[error("model {model}: {reason}")]
+    State { model: String, reason: String },
     #[error("model {model}: predict called before fit")]
     NotFitted { model: String },
     #[error("model {model}: inputs have {got} columns, expected {expected}")]
@@ -63,7 +66,7 @@ pub type Result<T> = std::result::Result<T, FusionError>;
 /// Training data of one source (a fidelity level, or any cheaper model of the target):
 /// inputs [N, d], outputs [N, D] (flattened common grid), the source's declared extras
 /// ([N, *] each) and the measured CPU cost of each sample.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Source {
     /// The level's name in the dataset ("low", "high", ...).
     pub name: String,
@@ -325,4 +328,11 @@ pub trait FusionModel: Send {
     fn fit(&mut self, train: &MfTrainSet, ctx: &mut FitContext) -> Result<FitReport>;
     /// The predictive distribution at the target fidelity for inputs [N, d].
     fn predict(&self, x: ArrayView2<f64>) -> Result<Prediction>;
+    /// The fitted state as bytes ([`state::save`]); an error before `fit`. With the
+    /// hyperparameters the model was built with, it is all a later [`FusionModel::load_state`]
+    /// needs to predict exactly as this model does.
+    fn save_state(&self) -> Result<Vec<u8>>;
+    /// Restore a state from [`FusionModel::save_state`] (of a model built with the same
+    /// hyperparameters), as if `fit` had run.
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()>;
 }

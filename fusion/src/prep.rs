@@ -9,7 +9,7 @@ use crate::Result;
 use mfpipe_data::transform::{Pca, Standardizer};
 use ndarray::{Array2, ArrayView2};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OutputMap {
     pca: Option<Pca>,
     mean: ndarray::Array1<f64>,

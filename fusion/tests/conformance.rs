@@ -102,6 +102,71 @@ fn every_model_is_reproducible_from_its_seed() {
     }
 }
 
+/// Every number a prediction carries: mean, variance and samples.
+fn all_bits(p: &Prediction) -> Vec<u64> {
+    let var = p.var.iter().flat_map(|v| v.iter());
+    let samples = p.samples.iter().flat_map(|s| s.iter());
+    p.mean
+        .iter()
+        .chain(var)
+        .chain(samples)
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+#[test]
+fn every_model_predicts_the_same_bits_after_its_state_is_saved_and_loaded() {
+    for m in registry::MODELS {
+        let train = train_for(m);
+        let x = test_x();
+        let fitted = fit(m, &train, 5).unwrap();
+        let before = fitted.predict(x.view()).unwrap();
+        let bytes = fitted.save_state().unwrap();
+        let mut restored = (m.build)(&serde_json::Value::Null).unwrap();
+        restored.load_state(&bytes).unwrap();
+        let after = restored.predict(x.view()).unwrap();
+        assert!(!all_bits(&before).is_empty());
+        assert_eq!(
+            all_bits(&before),
+            all_bits(&after),
+            "{}: a restored model predicts the same bits",
+            m.name
+        );
+        // Another model's state (gp-hf's, or nn-hf's for gp-hf) is refused, not half-read.
+        let other = if m.name == "gp-hf" { "nn-hf" } else { "gp-hf" };
+        let other = fit(
+            registry::info(other).unwrap(),
+            &train_for(registry::info(other).unwrap()),
+            5,
+        )
+        .unwrap();
+        let mut wrong = (m.build)(&serde_json::Value::Null).unwrap();
+        assert!(
+            wrong.load_state(&other.save_state().unwrap()).is_err(),
+            "{}: loads {}'s state",
+            m.name,
+            other.name()
+        );
+        assert!(
+            wrong.load_state(&bytes[..bytes.len() / 2]).is_err(),
+            "{}: loads half a state",
+            m.name
+        );
+    }
+}
+
+#[test]
+fn a_model_that_was_never_fitted_has_no_state_to_save() {
+    for m in registry::MODELS {
+        let model = (m.build)(&serde_json::Value::Null).unwrap();
+        assert!(
+            matches!(model.save_state(), Err(FusionError::NotFitted { .. })),
+            "{}",
+            m.name
+        );
+    }
+}
+
 #[test]
 fn every_model_refuses_a_source_count_it_does_not_take() {
     let one = MfTrainSet::new(vec![source(2, 7, 0.4)]);

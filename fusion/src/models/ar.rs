@@ -29,6 +29,7 @@ pub struct Ar {
     fitted: Option<Fitted>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Fitted {
     im: InputMap,
     om: OutputMap,
@@ -131,5 +132,14 @@ impl FusionModel for Ar {
     fn predict(&self, x: ArrayView2<f64>) -> Result<Prediction> {
         let (om, m, v) = self.encoded(x)?;
         Ok(Prediction::gaussian(om.decode(m.view()), field_var(om, v)))
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        crate::state::save(self.name(), &self.fitted)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.fitted = Some(crate::state::load(self.name(), bytes)?);
+        Ok(())
     }
 }

@@ -121,7 +121,7 @@ impl DgmfParams {
 }
 
 /// How fidelity levels become network features.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum FidelityMap {
     /// One-hot over these levels.
     OneHot(Vec<usize>),
@@ -147,6 +147,7 @@ impl FidelityMap {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Fitted {
     grid: Grid,
     input_map: InputMap,
@@ -403,5 +404,14 @@ impl FusionModel for Dgmf {
             var: None,
             samples: Some(samples),
         })
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        crate::state::save(self.name(), &self.fitted)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.fitted = Some(crate::state::load(self.name(), bytes)?);
+        Ok(())
     }
 }

@@ -202,6 +202,19 @@ impl DmfTrans {
     }
 }
 
+impl crate::state::Rebuild for DmfTrans {
+    /// DMF_L's dims, then d_in and d_out of the head.
+    type Dims = ([usize; 4], usize, usize);
+    fn dims(&self) -> Self::Dims {
+        let [i, o] = self.head.weight.dims();
+        (self.low.dims(), i - o, o)
+    }
+    fn blank((low, d_in, d_out): &Self::Dims) -> Self {
+        DmfTrans::new(DmfNet::blank(low), *d_in, *d_out, &cpu_device())
+    }
+}
+crate::saved_net!(DmfTrans);
+
 /// The transfer phase of dmf-trans: three parameter groups, three learning rates.
 pub fn train_trans(
     model: &str,
@@ -263,12 +276,14 @@ pub fn train_trans(
     Ok((net, last))
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 enum Fitted {
     Single(DmfNet),
     Trans(DmfTrans),
     Two { low: DmfNet, second: DmfNet },
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct State {
     input_map: InputMap,
     output_map: OutputMap,
@@ -482,5 +497,14 @@ impl FusionModel for Dmf {
             }
         };
         Ok(Prediction::point(s.output_map.decode(z.view())))
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        crate::state::save(self.name(), &self.state)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.state = Some(crate::state::load(self.name(), bytes)?);
+        Ok(())
     }
 }

@@ -24,6 +24,7 @@ pub struct Gar {
     fitted: Option<Fitted>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Fitted {
     im: InputMap,
     om: OutputMap,
@@ -118,5 +119,14 @@ impl FusionModel for Gar {
             om.decode(m.view()),
             om.decode_var(v.view()),
         ))
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        crate::state::save(self.name(), &self.fitted)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.fitted = Some(crate::state::load(self.name(), bytes)?);
+        Ok(())
     }
 }

@@ -69,4 +69,13 @@ impl FusionModel for GpHf {
         let (om, m, v) = self.encoded(x)?;
         Ok(Prediction::gaussian(om.decode(m.view()), field_var(om, v)))
     }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        crate::state::save(self.name(), &self.fitted)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.fitted = Some(crate::state::load(self.name(), bytes)?);
+        Ok(())
+    }
 }

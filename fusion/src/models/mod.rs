@@ -153,6 +153,7 @@ pub(crate) fn check_phase(
 }
 
 /// A fitted network with its input and output maps.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Fitted {
     pub input_map: InputMap,
     pub output_map: OutputMap,

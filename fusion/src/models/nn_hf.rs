@@ -119,4 +119,13 @@ impl FusionModel for NnHf {
             .predict(self.name(), x)
             .map(Prediction::point)
     }
+
+    fn save_state(&self) -> Result<Vec<u8>> {
+        crate::state::save(self.name(), &self.fitted)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        self.fitted = Some(crate::state::load(self.name(), bytes)?);
+        Ok(())
+    }
 }
