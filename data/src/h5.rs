@@ -202,6 +202,147 @@ pub fn write(path: &Path, ds: &Dataset) -> Result<(), DataError> {
     })
 }
 
+/// Predictions of a saved model (`pipeline predict --out`), laid out for netCDF-4 readers:
+/// `mean` (sample, grid axes...), `variance` alike, `samples` (draw, sample, axes...), the
+/// `inputs` (sample, input), each dimension a scale with its coordinates, CF units.
+pub struct Predictions<'a> {
+    pub problem: &'a str,
+    /// The saved model's name and registry kind.
+    pub model: &'a str,
+    pub kind: &'a str,
+    pub input_names: &'a [String],
+    pub input_units: &'a [String],
+    pub output_name: &'a str,
+    pub output_unit: &'a str,
+    pub axes: &'a [Axis],
+    /// [N, d].
+    pub inputs: &'a Array2<f64>,
+    /// [N, D] each (D = the product of the axes' lengths).
+    pub mean: &'a Array2<f64>,
+    pub variance: Option<&'a Array2<f64>>,
+    /// [K, N, D].
+    pub samples: Option<&'a ndarray::Array3<f64>>,
+}
+
+/// The schema tag of a predictions file.
+pub const PREDICTIONS_SCHEMA: &str = "mfpipe-predictions/1";
+
+/// Write `p` to `path` atomically (temporary file + rename).
+pub fn write_predictions(path: &Path, p: &Predictions) -> Result<(), DataError> {
+    let tmp = tmp_path(path);
+    let e = h5err(path);
+    let written = (|| -> hdf5::Result<()> {
+        let f = File::create(&tmp)?;
+        put_str(&f, "schema", PREDICTIONS_SCHEMA)?;
+        put_str(&f, "problem", p.problem)?;
+        put_str(&f, "model", p.model)?;
+        put_str(&f, "model_kind", p.kind)?;
+        let n = p.inputs.nrows();
+        let sample = f
+            .new_dataset_builder()
+            .with_data(&Array1::from_iter(0..n as u64))
+            .create("sample")?;
+        scales::set(&sample, "sample")?;
+        put_str(&sample, "long_name", "row of the inputs")?;
+        let names: Vec<VarLenUnicode> = p.input_names.iter().map(|s| vlu(s)).collect();
+        let input = f
+            .new_dataset_builder()
+            .with_data(&Array1::from(names))
+            .create("input")?;
+        scales::set(&input, "input")?;
+        put_str(&input, "long_name", "input name")?;
+        let inputs = f
+            .new_dataset_builder()
+            .with_data(p.inputs)
+            .create("inputs")?;
+        scales::attach(&inputs, &sample, 0)?;
+        scales::attach(&inputs, &input, 1)?;
+        put_str(&inputs, "long_name", "inputs of each prediction")?;
+        put_strs(&inputs, "input_units", p.input_units)?;
+        let mut axes = Vec::new();
+        for a in p.axes {
+            let d = f
+                .new_dataset_builder()
+                .with_data(&a.values)
+                .create(a.name.as_str())?;
+            scales::set(&d, &a.name)?;
+            put_str(&d, "units", &a.unit)?;
+            put_str(&d, "long_name", &a.name)?;
+            axes.push(d);
+        }
+        let field = |name: &str, a: &Array2<f64>, units: &str, long: String| -> hdf5::Result<()> {
+            let mut shape = vec![a.nrows()];
+            shape.extend(p.axes.iter().map(|ax| ax.values.len()));
+            let a = a
+                .clone()
+                .into_shape_with_order(IxDyn(&shape))
+                .map_err(|err| hdf5::Error::from(err.to_string()))?;
+            let d = f.new_dataset_builder().with_data(&a).create(name)?;
+            scales::attach(&d, &sample, 0)?;
+            for (k, ax) in axes.iter().enumerate() {
+                scales::attach(&d, ax, k + 1)?;
+            }
+            put_str(&d, "units", units)?;
+            put_str(&d, "long_name", &long)
+        };
+        field(
+            "mean",
+            p.mean,
+            p.output_unit,
+            format!("predicted {} (mean)", p.output_name),
+        )?;
+        let squared = if p.output_unit.is_empty() || p.output_unit == "1" {
+            "1".to_string()
+        } else {
+            format!("({})^2", p.output_unit)
+        };
+        if let Some(v) = p.variance {
+            field(
+                "variance",
+                v,
+                &squared,
+                format!("predictive variance of {}", p.output_name),
+            )?;
+        }
+        if let Some(s) = p.samples {
+            let (k, rows, _) = s.dim();
+            let draw = f
+                .new_dataset_builder()
+                .with_data(&Array1::from_iter(0..k as u64))
+                .create("draw")?;
+            scales::set(&draw, "draw")?;
+            put_str(&draw, "long_name", "sample of the predictive distribution")?;
+            let mut shape = vec![k, rows];
+            shape.extend(p.axes.iter().map(|ax| ax.values.len()));
+            let a = s
+                .clone()
+                .into_shape_with_order(IxDyn(&shape))
+                .map_err(|err| hdf5::Error::from(err.to_string()))?;
+            let d = f.new_dataset_builder().with_data(&a).create("samples")?;
+            scales::attach(&d, &draw, 0)?;
+            scales::attach(&d, &sample, 1)?;
+            for (j, ax) in axes.iter().enumerate() {
+                scales::attach(&d, ax, j + 2)?;
+            }
+            put_str(&d, "units", p.output_unit)?;
+            put_str(
+                &d,
+                "long_name",
+                &format!("draws of predicted {}", p.output_name),
+            )?;
+        }
+        f.close()
+    })();
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e(err));
+    }
+    std::fs::rename(&tmp, path).map_err(|source| DataError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// The temporary name used while writing `path`.
 pub fn tmp_path(path: &Path) -> std::path::PathBuf {
     let mut s = path.as_os_str().to_owned();

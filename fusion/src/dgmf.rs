@@ -160,15 +160,17 @@ pub fn sample(
     sde: &VeSde,
     sampler: Sampler,
     steps: usize,
-    n: usize,
     dim: usize,
-    rng: &mut ChaCha8Rng,
+    rngs: &mut [ChaCha8Rng],
     score: &mut dyn FnMut(&[f64], f64) -> Vec<f64>,
 ) -> Vec<f64> {
     let ladder = sde.ladder(steps.max(1));
-    let mut z: Vec<f64> = (0..n * dim)
-        .map(|_| sde.sigma_max * rng.sample::<f64, _>(StandardNormal))
-        .collect();
+    // Each of the rngs.len() rows draws from its own stream, so a row's sample does not
+    // depend on the rows sampled with it.
+    let mut z: Vec<f64> = Vec::with_capacity(rngs.len() * dim);
+    for rng in rngs.iter_mut() {
+        z.extend((0..dim).map(|_| sde.sigma_max * rng.sample::<f64, _>(StandardNormal)));
+    }
     for w in ladder.windows(2) {
         let (s0, s1) = (w[0], w[1]);
         let g0 = score(&z, s0);
@@ -186,8 +188,8 @@ pub fn sample(
             Sampler::Sde => {
                 let dv = s0 * s0 - s1 * s1;
                 let sd = dv.sqrt();
-                for (z, g) in z.iter_mut().zip(&g0) {
-                    *z += dv * g + sd * rng.sample::<f64, _>(StandardNormal);
+                for (k, (z, g)) in z.iter_mut().zip(&g0).enumerate() {
+                    *z += dv * g + sd * rngs[k / dim].sample::<f64, _>(StandardNormal);
                 }
             }
         }

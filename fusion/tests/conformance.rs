@@ -156,6 +156,31 @@ fn every_model_predicts_the_same_bits_after_its_state_is_saved_and_loaded() {
 }
 
 #[test]
+fn a_point_is_predicted_the_same_alone_or_in_a_batch() {
+    for m in registry::MODELS {
+        let train = train_for(m);
+        let x = test_x();
+        let model = fit(m, &train, 5).unwrap();
+        let all = model.predict(x.view()).unwrap();
+        for i in [0, 3] {
+            let one = model.predict(x.slice(ndarray::s![i..i + 1, ..])).unwrap();
+            let row = Prediction {
+                mean: all.mean.slice(ndarray::s![i..i + 1, ..]).to_owned(),
+                var: all
+                    .var
+                    .as_ref()
+                    .map(|v| v.slice(ndarray::s![i..i + 1, ..]).to_owned()),
+                samples: all
+                    .samples
+                    .as_ref()
+                    .map(|s| s.slice(ndarray::s![.., i..i + 1, ..]).to_owned()),
+            };
+            assert_eq!(all_bits(&one), all_bits(&row), "{}: row {i}", m.name);
+        }
+    }
+}
+
+#[test]
 fn a_model_that_was_never_fitted_has_no_state_to_save() {
     for m in registry::MODELS {
         let model = (m.build)(&serde_json::Value::Null).unwrap();

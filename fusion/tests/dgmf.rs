@@ -100,9 +100,11 @@ fn samplers_recover_a_gaussian_mixture_from_its_exact_score() {
     };
     let (m_true, v_true) = mix.moments();
     for (sampler, steps) in [(Sampler::Ode, 60), (Sampler::Sde, 3000)] {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
         let n = 6000;
-        let z = dgmf::sample(&sde, sampler, steps, n, 1, &mut rng, &mut |z, s| {
+        let mut rngs: Vec<ChaCha8Rng> = (0..n)
+            .map(|i| ChaCha8Rng::seed_from_u64(7 + i as u64))
+            .collect();
+        let z = dgmf::sample(&sde, sampler, steps, 1, &mut rngs, &mut |z, s| {
             z.iter().map(|&z| mix.score(z, s)).collect()
         });
         let (m, v) = mean_var(&z);

@@ -32,6 +32,9 @@ pub enum Cmd {
     Train(TrainArgs),
     /// Generate (if missing), train, evaluate and report, from one config.
     Run(RunArgs),
+    /// Predict with a saved model (from `train` or `run`, under <out>/models/): one point
+    /// from --set, printed, or every row of --inputs, written to --out.
+    Predict(PredictArgs),
     /// Measure per-sample solve cost at every fidelity level (markdown table on stdout).
     Bench(BenchArgs),
     /// Cost/accuracy trade-off: the fidelity ladder, budgeted fusion, Pareto front and a
@@ -194,8 +197,39 @@ pub struct TrainArgs {
     /// hyperband (default: the config's, hyperband).
     #[arg(long)]
     pub search: Option<String>,
+    /// Output directory (default: out/<problem>-train).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Which fitted models to keep under <out>/models/: all, best (per N_L, N_H: the lowest
+    /// test RMSE) or none.
+    #[arg(long, default_value = "all")]
+    pub save: crate::experiment::Save,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A saved model: its directory (e.g. out/burgers/models/best) or its model.json.
+    pub model: PathBuf,
+    /// NAME=VALUE; inputs not given take the centre of the range the model was trained on.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Many points: a CSV file with a header of input names, or an mfpipe dataset of the
+    /// same problem (the inputs of the model's target level).
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    /// Write the predictions (mean, and variance or samples where the model has them) to
+    /// this HDF5 file, laid out for xarray.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the prediction as one JSON object on stdout (the shape of `solve --json`).
+    #[arg(long)]
+    pub json: bool,
+    /// Predict at inputs outside the range the model was trained on (refused by default).
+    #[arg(long)]
+    pub extrapolate: bool,
 }
 
 #[derive(Args)]
@@ -209,4 +243,8 @@ pub struct RunArgs {
     /// Tiny sizes from the config's [smoke] section: the whole pipeline in seconds.
     #[arg(long)]
     pub smoke: bool,
+    /// Which fitted models to keep under <out>/models/: all, best (per N_L, N_H: the lowest
+    /// test RMSE) or none.
+    #[arg(long, default_value = "all")]
+    pub save: crate::experiment::Save,
 }

@@ -7,7 +7,8 @@ use crate::export::export_all;
 use crate::progress::note;
 use crate::util::write_text;
 use crate::{
-    config, experiment, generate, isolate, progress, rbf_study, report, studies, tradeoff, util,
+    config, experiment, generate, isolate, progress, rbf_study, report, saved, studies, tradeoff,
+    util,
 };
 use anyhow::{bail, Context, Result};
 use mfpipe_data::design::DesignKind;
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Check(a) => check(a),
         Cmd::Train(a) => train(a),
         Cmd::Run(a) => run(a),
+        Cmd::Predict(a) => predict(a),
         Cmd::Bench(a) => bench(a),
         Cmd::Tradeoff(a) => tradeoff(a),
         Cmd::ProbeRead { path } => isolate::probe_main(&path),
@@ -113,17 +115,23 @@ fn list() -> Result<()> {
 /// Parse `--set NAME=VALUE` pairs against a problem's inputs; unset inputs take their default.
 pub fn parse_sets(sim: &dyn Simulator, sets: &[String]) -> Result<Vec<f64>> {
     let specs = &sim.spec().inputs;
-    let mut x: Vec<Option<f64>> = vec![None; specs.len()];
+    let names: Vec<&str> = specs.iter().map(|p| p.name).collect();
+    let defaults: Vec<f64> = specs.iter().map(|s| s.default_value()).collect();
+    parse_named(sim.name(), &names, &defaults, sets)
+}
+
+/// `--set NAME=VALUE` pairs as values in `names` order; names not given take `defaults`.
+fn parse_named(owner: &str, names: &[&str], defaults: &[f64], sets: &[String]) -> Result<Vec<f64>> {
+    let mut x: Vec<Option<f64>> = vec![None; names.len()];
     for s in sets {
         let (name, value) = s
             .split_once('=')
             .with_context(|| format!("--set {s:?}: expected NAME=VALUE"))?;
         let (name, value) = (name.trim(), value.trim());
-        let k = specs.iter().position(|p| p.name == name).with_context(|| {
+        let k = names.iter().position(|p| *p == name).with_context(|| {
             format!(
-                "--set {s:?}: {} has no input {name:?} (inputs: {})",
-                sim.name(),
-                specs.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                "--set {s:?}: {owner} has no input {name:?} (inputs: {})",
+                names.join(", ")
             )
         })?;
         if x[k].is_some() {
@@ -135,8 +143,8 @@ pub fn parse_sets(sim: &dyn Simulator, sets: &[String]) -> Result<Vec<f64>> {
         x[k] = Some(v);
     }
     Ok(x.iter()
-        .zip(specs)
-        .map(|(v, s)| v.unwrap_or_else(|| s.default_value()))
+        .zip(defaults)
+        .map(|(v, d)| v.unwrap_or(*d))
         .collect())
 }
 
@@ -220,6 +228,284 @@ fn solve(a: SolveArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `pipeline predict`: a saved model at one point (printed) or at many (written to --out).
+fn predict(a: PredictArgs) -> Result<()> {
+    if let Some(out) = &a.out {
+        check_out_file(out, a.force)?;
+    }
+    let loaded = saved::load(&a.model)?;
+    let card = &loaded.card;
+    let names = card.input_names();
+    let x = match &a.inputs {
+        Some(path) => {
+            if !a.set.is_empty() {
+                bail!("--inputs and --set: give one or the other");
+            }
+            read_inputs(path, card)?
+        }
+        None => {
+            let centre: Vec<f64> = card
+                .dataset
+                .inputs
+                .iter()
+                .map(|i| 0.5 * (i.lower + i.upper))
+                .collect();
+            let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+            let owner = format!("the model ({})", card.dataset.problem);
+            let row = parse_named(&owner, &refs, &centre, &a.set)?;
+            ndarray::Array2::from_shape_vec((1, row.len()), row).expect("one row")
+        }
+    };
+    let outside = card.check_inputs(&x, a.extrapolate)?;
+    let t0 = Instant::now();
+    let pred = loaded
+        .model
+        .predict(x.view())
+        .with_context(|| format!("predicting with {}", loaded.dir.display()))?;
+    let cost = t0.elapsed().as_secs_f64();
+    let var = pred.variance();
+    let target = card.target();
+    if let Some(out) = &a.out {
+        let units: Vec<String> = card.dataset.inputs.iter().map(|i| i.unit.clone()).collect();
+        mfpipe_data::h5::write_predictions(
+            out,
+            &mfpipe_data::h5::Predictions {
+                problem: &card.dataset.problem,
+                model: &card.model,
+                kind: &card.kind,
+                input_names: &names,
+                input_units: &units,
+                output_name: &card.dataset.output.name,
+                output_unit: &card.dataset.output.unit,
+                axes: &card.axes(),
+                inputs: &x,
+                mean: &pred.mean,
+                variance: var.as_ref(),
+                samples: pred.samples.as_ref(),
+            },
+        )?;
+        note(format!(
+            "wrote {} prediction(s) of {} by {} to {} in {cost:.3} s{}",
+            x.nrows(),
+            card.dataset.output.name,
+            card.model,
+            out.display(),
+            if outside {
+                " (some inputs outside the trained range)"
+            } else {
+                ""
+            }
+        ));
+        return Ok(());
+    }
+    if x.nrows() != 1 {
+        bail!(
+            "{} rows of inputs: pass --out FILE.h5 to write their predictions",
+            x.nrows()
+        );
+    }
+    let shape = card.shape();
+    let inputs: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(x.row(0))
+        .map(|(n, v)| (n.clone(), json!(v)))
+        .collect();
+    let mean: Vec<f64> = pred.mean.row(0).to_vec();
+    if a.json {
+        let mut obj = json!({
+            "problem": card.dataset.problem,
+            "fidelity": {"level": target.level, "name": target.name},
+            "model": card.model,
+            "kind": card.kind,
+            "inputs": inputs,
+            "shape": shape,
+            "axes": card.dataset.output.axes.iter().map(|ax| json!({"name": ax.name, "values": ax.values})).collect::<Vec<_>>(),
+            "values": nest(&mean, &shape),
+            "seed": card.seed,
+            "cost_s": cost,
+            "extrapolated": outside,
+        });
+        if let Some(v) = &var {
+            obj["variance"] = nest(&v.row(0).to_vec(), &shape);
+        }
+        if let Some(s) = &pred.samples {
+            obj["samples"] = serde_json::Value::Array(
+                s.outer_iter()
+                    .map(|k| nest(&k.row(0).to_vec(), &shape))
+                    .collect(),
+            );
+        }
+        println!("{}", serde_json::to_string(&obj)?);
+        return Ok(());
+    }
+    let (lo, hi) = mean
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    println!(
+        "{} at fidelity {} ({}), predicted by {} ({}; seed {}, trained on {} samples, test RMSE {})",
+        card.dataset.problem,
+        target.level,
+        target.name,
+        card.model,
+        card.kind,
+        card.seed,
+        card.training
+            .iter()
+            .map(|s| format!("{} of level {}", s.indices.len(), s.level))
+            .collect::<Vec<_>>()
+            .join(" + "),
+        card.test.rmse.map_or("n/a".into(), |r| format!("{r:.3e}"))
+    );
+    println!("inputs: {}", serde_json::Value::Object(inputs));
+    println!(
+        "output {} on {:?}: min {lo:.6}, max {hi:.6}",
+        card.dataset.output.name, shape
+    );
+    if let Some(v) = &var {
+        let sd: Vec<f64> = v.row(0).iter().map(|v| v.max(0.0).sqrt()).collect();
+        let mean_sd = sd.iter().sum::<f64>() / sd.len().max(1) as f64;
+        let max_sd = sd.iter().cloned().fold(0.0, f64::max);
+        println!("predictive std: mean {mean_sd:.3e}, max {max_sd:.3e}");
+    }
+    if outside {
+        println!("note: inputs outside the range the model was trained on (--extrapolate)");
+    }
+    println!("predicted in {cost:.3e} s");
+    Ok(())
+}
+
+/// An output file: refused before any work if it exists (without `force`), is a directory,
+/// or its directory does not exist.
+fn check_out_file(out: &Path, force: bool) -> Result<()> {
+    if out.is_dir() {
+        bail!("--out {}: is a directory", out.display());
+    }
+    if out.exists() && !force {
+        bail!(
+            "--out {}: file exists (pass --force to replace it)",
+            out.display()
+        );
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = parent {
+        if !p.is_dir() {
+            bail!(
+                "--out {}: directory {} does not exist",
+                out.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The inputs of `--inputs`: a CSV with a header of input names (any order), or an mfpipe
+/// dataset of the model's problem (its target level's inputs).
+fn read_inputs(path: &Path, card: &saved::Card) -> Result<ndarray::Array2<f64>> {
+    let names = card.input_names();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "csv" => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut lines = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty());
+            let (_, header) = lines
+                .next()
+                .with_context(|| format!("{} is empty", path.display()))?;
+            let cols: Vec<&str> = header.split(',').map(|c| c.trim()).collect();
+            let mut order = Vec::new();
+            for n in &names {
+                let k = cols.iter().position(|c| c == n).with_context(|| {
+                    format!(
+                        "{}: the header has no column {n:?} (the model's inputs: {})",
+                        path.display(),
+                        names.join(", ")
+                    )
+                })?;
+                order.push(k);
+            }
+            if let Some(extra) = cols.iter().find(|c| !names.iter().any(|n| n == *c)) {
+                bail!(
+                    "{}: column {extra:?} is not an input of the model (inputs: {})",
+                    path.display(),
+                    names.join(", ")
+                );
+            }
+            let mut values = Vec::new();
+            let mut rows = 0;
+            for (i, line) in lines {
+                let cells: Vec<&str> = line.split(',').map(|c| c.trim()).collect();
+                if cells.len() != cols.len() {
+                    bail!(
+                        "{} line {}: {} values, the header has {}",
+                        path.display(),
+                        i + 1,
+                        cells.len(),
+                        cols.len()
+                    );
+                }
+                for &k in &order {
+                    values.push(cells[k].parse::<f64>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "{} line {}: {:?} is not a number",
+                            path.display(),
+                            i + 1,
+                            cells[k]
+                        )
+                    })?);
+                }
+                rows += 1;
+            }
+            if rows == 0 {
+                bail!("{}: no rows after the header", path.display());
+            }
+            Ok(ndarray::Array2::from_shape_vec(
+                (rows, names.len()),
+                values,
+            )?)
+        }
+        "h5" | "hdf5" => {
+            let ds = isolate::read(path)?;
+            if ds.meta.problem != card.dataset.problem {
+                bail!(
+                    "{} holds problem {}; the model was trained on {}",
+                    path.display(),
+                    ds.meta.problem,
+                    card.dataset.problem
+                );
+            }
+            if ds.meta.input_names != names {
+                bail!(
+                    "{}: inputs {:?}, the model's are {:?}",
+                    path.display(),
+                    ds.meta.input_names,
+                    names
+                );
+            }
+            let level = card.target().level;
+            let l = ds.level(level).with_context(|| {
+                format!(
+                    "{} has no fidelity {level} (the model's target level)",
+                    path.display()
+                )
+            })?;
+            Ok(l.inputs.clone())
+        }
+        _ => bail!(
+            "--inputs {}: expected a .csv file (header of input names) or an mfpipe .h5 dataset",
+            path.display()
+        ),
+    }
 }
 
 fn parse_list<T: std::str::FromStr>(flag: &str, v: &[String]) -> Result<Vec<T>> {
@@ -427,7 +713,7 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     let budget = a.max_epochs.map(Budget::capped).unwrap_or_default();
     let chain = (lf_level, hf_level, middle);
-    train_and_report(&cfg, &ds, &a.dataset, chain, budget, &out)
+    train_and_report(&cfg, &ds, &a.dataset, chain, (budget, a.save), &out)
 }
 
 fn train_and_report(
@@ -435,7 +721,7 @@ fn train_and_report(
     ds: &mfpipe_data::dataset::Dataset,
     path: &Path,
     (lf_level, hf_level, middle): (usize, usize, Vec<(usize, usize)>),
-    budget: Budget,
+    (budget, save): (Budget, experiment::Save),
     out: &Path,
 ) -> Result<()> {
     let p = &cfg.protocol;
@@ -457,6 +743,7 @@ fn train_and_report(
         })
         .collect::<Result<Vec<_>>>()?;
     let plan = experiment::Plan {
+        save,
         lf_level,
         hf_level,
         middle,
@@ -484,6 +771,11 @@ fn train_and_report(
         },
     )?;
     write_text(&out.join("config.toml"), &toml::to_string(cfg)?)?;
+    let mut files = files;
+    if !outcome.saved.is_empty() {
+        saved::write_all(&out.join("models"), &outcome.saved, ds, path)?;
+        files.push(format!("models/ ({} saved)", outcome.saved.len()));
+    }
     bar.finish();
     note(format!(
         "trained {} fits in {wall:.1} s; wrote {} in {}",
@@ -538,7 +830,7 @@ fn run(a: RunArgs) -> Result<()> {
     let bar = progress::Bar::new();
     let files = match &cfg.study {
         Study::Protocol => {
-            train_and_report(&cfg, &ds, &dataset, chain, budget, &out)?;
+            train_and_report(&cfg, &ds, &dataset, chain, (budget, a.save), &out)?;
             None
         }
         Study::Sensitivity {

@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{Dataset, LevelData, ROLE_TEST, STATUS_OK};
 use mfpipe_data::{metrics, split, NoProgress, Progress};
 use mfpipe_fusion::search::Space;
-use mfpipe_fusion::{registry, Budget, FitContext, FusionError, MfTrainSet, Prediction, Source};
+use mfpipe_fusion::{
+    registry, Budget, FitContext, FusionError, FusionModel, MfTrainSet, Prediction, Source,
+};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -107,7 +109,54 @@ pub struct PlanModel {
     pub params: serde_json::Value,
 }
 
+/// Which fitted models a run keeps (`--save`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Save {
+    /// None: results only.
+    None,
+    /// Every fit.
+    #[default]
+    All,
+    /// Per (N_L, N_H): the fit with the lowest test RMSE over models and seeds.
+    Best,
+}
+
+impl std::str::FromStr for Save {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Save::None),
+            "all" => Ok(Save::All),
+            "best" => Ok(Save::Best),
+            _ => bail!("--save {s:?}: expected all, best or none"),
+        }
+    }
+}
+
+/// A fitted model kept by a run: what [`crate::saved`] needs to write its artifact.
+pub struct SavedFit {
+    pub label: String,
+    pub kind: String,
+    /// The hyperparameters it was built with (after any search).
+    pub params: serde_json::Value,
+    /// As reported in results.json (with the search summary, if any).
+    pub hyperparameters: serde_json::Value,
+    pub n_lf: usize,
+    pub n_hf: usize,
+    pub seed: u64,
+    /// The dataset levels of its training sources, cheapest first, and the sample indices
+    /// drawn from each (into that level's arrays).
+    pub levels: Vec<usize>,
+    pub indices: Vec<Vec<usize>>,
+    pub rmse: f64,
+    pub n_test: usize,
+    /// [`mfpipe_fusion::FusionModel::save_state`].
+    pub state: Vec<u8>,
+}
+
 pub struct Plan {
+    /// Which fitted models to keep.
+    pub save: Save,
     pub lf_level: usize,
     pub hf_level: usize,
     /// Levels between the cheapest and the target, each with its fixed training count
@@ -181,6 +230,10 @@ impl Plan {
 
 /// The outcome of one fit: scored on the test set, or diverged.
 pub struct Fit {
+    /// The hyperparameters the model was built with.
+    pub params: serde_json::Value,
+    /// The fitted model (none if training diverged).
+    pub model: Option<Box<dyn FusionModel>>,
     pub pred: Option<Prediction>,
     pub fit_seconds: f64,
     pub predict_seconds: f64,
@@ -224,6 +277,8 @@ pub fn fit_one(
     }
     if error.is_some() {
         return Ok(Fit {
+            params: params.clone(),
+            model: None,
             pred: None,
             fit_seconds,
             predict_seconds: 0.0,
@@ -234,6 +289,8 @@ pub fn fit_one(
     let t1 = Instant::now();
     let pred = model.predict(x_test)?;
     Ok(Fit {
+        params: params.clone(),
+        model: Some(model),
         pred: Some(pred),
         fit_seconds,
         predict_seconds: t1.elapsed().as_secs_f64(),
@@ -295,6 +352,8 @@ pub struct Outcome {
     /// The sample indices (into each level's arrays in the dataset) of the test set and of
     /// every training set, for splits.json: other tools fit on exactly the same data.
     pub splits: serde_json::Value,
+    /// The fitted models the plan keeps, in job order.
+    pub saved: Vec<SavedFit>,
 }
 
 impl Outcome {
@@ -494,16 +553,32 @@ impl<'a> Data<'a> {
     /// either), every middle level's fixed count, and n_hf HF samples, drawn from the pools by
     /// independent streams, so subsets are nested in N_H for a seed.
     pub fn train_set(&self, n_lf: usize, n_hf: usize, seed: u64) -> Result<MfTrainSet> {
+        let sources = self
+            .training_sources(n_lf, n_hf, seed)?
+            .into_iter()
+            .map(|(l, idx)| source(l, &idx))
+            .collect();
+        Ok(MfTrainSet::new(sources).with_shape(self.shape.clone()))
+    }
+
+    /// The sources of [`Data::train_set`], cheapest first: each level's data and the sample
+    /// indices drawn from it.
+    pub fn training_sources(
+        &self,
+        n_lf: usize,
+        n_hf: usize,
+        seed: u64,
+    ) -> Result<Vec<(&'a LevelData, Vec<usize>)>> {
         let (lf_idx, hf_idx) = self.train_indices(n_lf, n_hf, seed)?;
         let mut sources = Vec::new();
         if n_lf > 0 {
-            sources.push(source(self.lf, &lf_idx));
+            sources.push((self.lf, lf_idx));
             for ((l, _, _), idx) in self.middle.iter().zip(self.middle_indices(n_lf, seed)?) {
-                sources.push(source(l, &idx));
+                sources.push((*l, idx));
             }
         }
-        sources.push(source(self.hf, &hf_idx));
-        Ok(MfTrainSet::new(sources).with_shape(self.shape.clone()))
+        sources.push((self.hf, hf_idx));
+        Ok(sources)
     }
 }
 
@@ -607,6 +682,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         budget: plan.budget,
         search: &plan.search,
         order: Order::Parallel,
+        keep_states: plan.save != Save::None,
     }
     .run(&fits, progress)?;
     progress.finish();
@@ -617,7 +693,37 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     let mut profiles = BTreeMap::new();
     let curves = ds.meta.axes.len() == 1 && plan.n_lf.len() > 1;
     let min_hf = plan.n_hf.iter().copied().min().unwrap_or(0);
-    for (j, JobResult { record, pred, .. }) in jobs.iter().zip(results) {
+    let mut saved = Vec::new();
+    for ((j, fj), r) in jobs.iter().zip(&fits).zip(results) {
+        let JobResult {
+            record,
+            pred,
+            state,
+            ..
+        } = r;
+        if let Some(state) = state {
+            saved.push(SavedFit {
+                label: j.model.label.clone(),
+                kind: j.model.kind.clone(),
+                params: state.1,
+                hyperparameters: record.hyperparameters.clone(),
+                n_lf: j.n_lf,
+                n_hf: j.n_hf,
+                seed: j.seed,
+                levels: Vec::new(),
+                indices: Vec::new(),
+                rmse: record.rmse,
+                n_test: data.test.len(),
+                state: state.0,
+            });
+            let s = saved.last_mut().expect("just pushed");
+            (s.levels, s.indices) = data
+                .training_sources(j.n_lf, j.n_hf, j.seed)?
+                .into_iter()
+                .map(|(l, idx)| (l.level, idx))
+                .unzip();
+            debug_assert_eq!(fj.label, j.model.label);
+        }
         let pred = pred.map(|p| p.mean);
         if let (Some(p), true) = (&pred, curves && j.n_hf == min_hf && j.seed == plan.seeds[0]) {
             profiles.insert((j.model.label.clone(), j.n_lf), p.clone());
@@ -669,7 +775,11 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     if !plan.middle.is_empty() {
         splits["middle_levels"] = plan.middle.iter().map(|m| m.0).collect::<Vec<_>>().into();
     }
+    if plan.save == Save::Best {
+        saved = best_per_cell(saved);
+    }
     Ok(Outcome {
+        saved,
         records,
         mae_fields,
         scatter,
@@ -680,6 +790,20 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         n_pool_hf: data.hf_pool.len(),
         n_pool_lf: if data.single { 0 } else { data.lf_pool.len() },
     })
+}
+
+/// Per (N_L, N_H), the saved fit with the lowest test RMSE (the first on a tie).
+fn best_per_cell(saved: Vec<SavedFit>) -> Vec<SavedFit> {
+    let mut best: BTreeMap<(usize, usize), SavedFit> = BTreeMap::new();
+    for s in saved {
+        match best.get(&(s.n_lf, s.n_hf)) {
+            Some(b) if !(s.rmse < b.rmse) => {}
+            _ => {
+                best.insert((s.n_lf, s.n_hf), s);
+            }
+        }
+    }
+    best.into_values().collect()
 }
 
 /// How a job's hyperparameters are chosen.
@@ -711,6 +835,9 @@ pub struct FitJob {
 pub struct JobResult {
     pub record: Record,
     pub pred: Option<Prediction>,
+    /// With [`JobLoop::keep_states`], the fitted model's state and the hyperparameters it was
+    /// built with (none if the fit diverged).
+    pub state: Option<(Vec<u8>, serde_json::Value)>,
     pub trials: Vec<tuning::TimedTrial>,
 }
 
@@ -733,6 +860,8 @@ pub struct JobLoop<'a> {
     pub budget: Budget,
     pub search: &'a SearchConfig,
     pub order: Order,
+    /// Keep every fitted model's state ([`JobResult::state`]).
+    pub keep_states: bool,
 }
 
 impl JobLoop<'_> {
@@ -802,9 +931,14 @@ impl JobLoop<'_> {
             self.data.y_test.view(),
         );
         record.n = self.data.counts(j.n_lf, j.n_hf);
+        let state = match (&fit.model, self.keep_states) {
+            (Some(m), true) => Some((m.save_state()?, fit.params.clone())),
+            _ => None,
+        };
         Ok(JobResult {
             record,
             pred: fit.pred,
+            state,
             trials,
         })
     }
@@ -918,6 +1052,7 @@ mod tests {
 
     fn plan(models: &[&str], middle: Vec<(usize, usize)>, layout: Layout) -> Plan {
         Plan {
+            save: crate::experiment::Save::None,
             lf_level: 0,
             hf_level: 2,
             middle,
@@ -1049,6 +1184,8 @@ mod tests {
     fn a_record_scores_mean_and_variance_when_the_model_has_one() {
         let y = Array2::from_shape_fn((4, 2), |(i, j)| (i + j) as f64);
         let fit = |var: Option<Array2<f64>>| Fit {
+            params: serde_json::json!({}),
+            model: None,
             pred: Some(Prediction {
                 mean: &y + 1.0,
                 var,

@@ -21,6 +21,7 @@ pub mod plots;
 pub mod progress;
 pub mod rbf_study;
 pub mod report;
+pub mod saved;
 pub mod studies;
 pub mod tradeoff;
 pub mod tuning;

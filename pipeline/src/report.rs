@@ -828,6 +828,7 @@ mod tests {
     #[test]
     fn records_group_by_cell_in_the_plans_model_order_and_diverged_fits_stay_out_of_means() {
         let plan = Plan {
+            save: crate::experiment::Save::None,
             lf_level: 0,
             hf_level: 1,
             middle: vec![],

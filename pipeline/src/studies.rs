@@ -80,6 +80,7 @@ pub fn sensitivity(
         budget,
         search: &cfg.search,
         order: Order::Parallel,
+        keep_states: false,
     }
     .records(&fits, "sensitivity", progress)?;
     Ok(Sensitivity {
@@ -286,6 +287,7 @@ pub fn searchers(
         budget,
         search: &cfg.search,
         order: Order::OneAtATime,
+        keep_states: false,
     }
     .run(&jobs, progress)?;
     progress.finish();

@@ -287,6 +287,7 @@ pub fn study(
         budget,
         search: &cfg.search,
         order: Order::Parallel,
+        keep_states: false,
     }
     .records(&fits, "budgeted fits", progress)?;
     let per = t.seeds.len();

@@ -18,7 +18,6 @@ use crate::{
     FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Prediction, Result, Sources,
 };
 use ndarray::{Array1, Array2, Array3, ArrayView2, Axis};
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -349,7 +348,7 @@ impl FusionModel for Dgmf {
         let fid_row = Array1::from(f.fid.features(f.target));
         let mut samples = Array3::zeros((k, n, d));
         let per_chunk = (ROWS_PER_CHUNK / k).max(1);
-        for (c, start) in (0..n).step_by(per_chunk).enumerate() {
+        for start in (0..n).step_by(per_chunk) {
             let end = (start + per_chunk).min(n);
             // Rows (point i, sample j) at i * k + j.
             let rows = (end - start) * k;
@@ -361,14 +360,17 @@ impl FusionModel for Dgmf {
                     fc.row_mut(i * k + j).assign(&fid_row);
                 }
             }
-            let mut rng = ChaCha8Rng::seed_from_u64(f.seed ^ (0x5A3F_1E00 + c as u64));
+            // Sample j of point i draws from its own stream (see row_rng).
+            let mut rngs: Vec<ChaCha8Rng> = (start..end)
+                .flat_map(|i| (0..k).map(move |j| (i, j)))
+                .map(|(i, j)| super::row_rng(f.seed ^ 0x5A3F_1E00, x.row(i), j as u64))
+                .collect();
             let z = dgmf::sample(
                 &f.sde,
                 p.sampler,
                 p.sample_steps,
-                rows,
                 m,
-                &mut rng,
+                &mut rngs,
                 &mut |z, sigma| {
                     dgmf::score_batch(
                         &f.net,

@@ -12,8 +12,30 @@ pub mod nn_hf;
 use crate::mlp::{self, Activation, Mlp};
 use crate::prep::{InputMap, OutputMap};
 use crate::{FusionError, Result};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+/// The random stream of one prediction row, from the fit's seed, the row's inputs and a
+/// stream number. A model that draws random numbers to predict (nar's Monte Carlo, dgmf's
+/// sampler) draws each point's numbers from its own stream, so a point's prediction is the
+/// same alone, in any batch, in any order, and after the model is saved and loaded.
+pub(crate) fn row_rng(seed: u64, row: ArrayView1<f64>, stream: u64) -> ChaCha8Rng {
+    // splitmix64's finaliser: every input bit moves every output bit.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut h = mix(seed ^ mix(stream.wrapping_add(0x9E37_79B9_7F4A_7C15)));
+    for v in row {
+        // +0 and -0 are the same input.
+        let bits = if *v == 0.0 { 0 } else { v.to_bits() };
+        h = mix(h ^ bits);
+    }
+    ChaCha8Rng::seed_from_u64(h)
+}
 
 /// Network and preprocessing hyperparameters shared by the neural baselines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

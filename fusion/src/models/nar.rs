@@ -24,7 +24,6 @@ use crate::{
     FitContext, FitReport, FusionError, FusionModel, MfTrainSet, Prediction, Result, Sources,
 };
 use ndarray::{concatenate, Array2, ArrayView2, Axis};
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
@@ -152,7 +151,20 @@ impl Nar {
         let (ml, vl) = f.lf.predict(xs.view(), constant(n).view());
         let k = ml.ncols();
         let s = self.params.mc_samples;
-        let mut rng = ChaCha8Rng::seed_from_u64(f.seed ^ 0x6e61_7267);
+        // One stream per point (see row_rng): draws do not depend on the other rows.
+        let mut rngs: Vec<ChaCha8Rng> = x
+            .rows()
+            .into_iter()
+            .map(|r| super::row_rng(f.seed ^ 0x6e61_7267, r, 0))
+            .collect();
+        let mut normals = |k: usize| {
+            let mut eps = Array2::<f64>::zeros((n, k));
+            for (mut row, rng) in eps.rows_mut().into_iter().zip(rngs.iter_mut()) {
+                row.iter_mut()
+                    .for_each(|e| *e = StandardNormal.sample(&mut *rng));
+            }
+            eps
+        };
         let (mut sum, mut sum2, mut var) = (
             Array2::<f64>::zeros((n, k)),
             Array2::<f64>::zeros((n, k)),
@@ -162,13 +174,11 @@ impl Nar {
         let zero_h = zero_mean(n);
         let (top, middle) = f.up.split_last().expect("a chain has at least two levels");
         for _ in 0..s {
-            let eps: Array2<f64> =
-                Array2::from_shape_simple_fn((n, k), || StandardNormal.sample(&mut rng));
+            let eps = normals(k);
             let mut draw = &ml + &(&eps * &sd);
             for gp in middle {
                 let (m, v) = gp.predict(augment(xs.view(), draw.view()).view(), zero_h.view());
-                let eps: Array2<f64> =
-                    Array2::from_shape_simple_fn((n, k), || StandardNormal.sample(&mut rng));
+                let eps = normals(k);
                 draw = &m + &(&eps * &v.mapv(f64::sqrt).insert_axis(Axis(1)));
             }
             let (m, v) = top.predict(augment(xs.view(), draw.view()).view(), zero_h.view());
