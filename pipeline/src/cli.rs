@@ -12,36 +12,61 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
 pub enum Cmd {
     /// List problems, their inputs and fidelity levels.
+    #[command(after_help = "Example:\n  pipeline list")]
     List,
     /// List models: the sources each takes, its hyperparameters and default search space.
+    #[command(after_help = "Example:\n  pipeline models")]
     Models,
     /// Solve one problem at one fidelity.
+    #[command(after_help = "Example:\n  pipeline solve burgers --fidelity 1 --set nu=0.01 --json")]
     Solve(SolveArgs),
     /// Generate a multi-fidelity HDF5 dataset.
+    #[command(
+        after_help = "Examples:\n  pipeline generate burgers --levels 0,1 --n 32,160 --design sobol --seed 0 --out burgers.h5\n  pipeline generate burgers --levels 0,1 --n 32,160 --out burgers.h5 --resume   # after an interruption\n  pipeline generate burgers --levels 0,1 --n 32,160 --shard 3/16 --out shard-3.h5"
+    )]
     Generate(GenerateArgs),
     /// Combine the shard files of one run into one dataset.
+    #[command(after_help = "Example:\n  pipeline merge shard-*.h5 --out burgers.h5")]
     Merge(MergeArgs),
     /// Validate a dataset and summarise it; optionally compare its content with another.
+    #[command(after_help = "Example:\n  pipeline check burgers.h5 --same-as other.h5")]
     Check(CheckArgs),
     /// Train and evaluate fusion models on a dataset.
+    #[command(
+        after_help = "Examples:\n  pipeline train burgers.h5 --model nn-hf,dmf-trans,ar --n-hf 4,8,16,32 --n-lf 32 --seeds 0-4 --out out/b\n  pipeline train poisson.h5 --model ar,nar --levels 0,1,2 --n 32,16,8"
+    )]
     Train(TrainArgs),
     /// Generate (if missing), train, evaluate and report, from one config.
+    #[command(
+        after_help = "Examples:\n  pipeline run burgers                 # the embedded configs/burgers.toml, into out/burgers\n  pipeline run burgers --smoke         # the same at a size that takes seconds\n  pipeline run poisson --config my.toml --out out/p --save best"
+    )]
     Run(RunArgs),
     /// Predict with a saved model (from `train` or `run`, under <out>/models/): one point
     /// from --set, printed, or every row of --inputs, written to --out.
+    #[command(
+        after_help = "Examples:\n  pipeline predict out/burgers/models/best --set nu=0.02 --json\n  pipeline predict out/burgers/models/best --inputs points.csv --out pred.h5"
+    )]
     Predict(PredictArgs),
     /// Measure per-sample solve cost at every fidelity level (markdown table on stdout).
+    #[command(after_help = "Example:\n  pipeline bench burgers --samples 128")]
     Bench(BenchArgs),
     /// Cost/accuracy trade-off: the fidelity ladder, budgeted fusion, Pareto front and a
     /// recommended LF/HF split per budget.
+    #[command(
+        after_help = "Examples:\n  pipeline tradeoff poisson\n  pipeline tradeoff poisson --budget 0.01,0.05 --costs 1e-4,8e-4 --smoke"
+    )]
     Tradeoff(TradeoffArgs),
     /// The gradient-only paper's study: which RBF surrogates (values, values + gradients,
     /// gradients only) of a mini-batch loss come out positive definite.
+    #[command(after_help = "Example:\n  pipeline rbf-study --smoke")]
     RbfStudy(RbfStudyArgs),
     /// Read a dataset and exit 0 (read), 1 (error) or die with libhdf5: the child side of
     /// `isolate::read`.
@@ -51,7 +76,9 @@ pub enum Cmd {
 
 #[derive(Args)]
 pub struct TradeoffArgs {
+    /// Problem name (see `pipeline list`).
     pub problem: String,
+    /// Config file (default: the problem's embedded configs/<problem>.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Total budgets in CPU-seconds, comma-separated (default: the config's [tradeoff]
@@ -62,8 +89,9 @@ pub struct TradeoffArgs {
     /// reproduce a study exactly on another machine).
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub costs: Option<Vec<String>>,
-    /// Fusion models fitted on every split (default: the config's, mf-transfer,dmf-trans).
-    #[arg(long, value_delimiter = ',')]
+    /// Fusion models fitted on every split, comma-separated (default: the config's,
+    /// mf-transfer,dmf-trans; `pipeline models` lists them).
+    #[arg(long, alias = "model", value_delimiter = ',')]
     pub models: Option<Vec<String>>,
     /// Output directory (default: out/<problem>-tradeoff).
     #[arg(long)]
@@ -85,6 +113,7 @@ pub struct RbfStudyArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
+    /// Problem name (see `pipeline list`).
     pub problem: String,
     /// Samples per level (a Sobol design over the inputs, seed 0).
     #[arg(long, default_value_t = 64)]
@@ -96,8 +125,9 @@ pub struct BenchArgs {
 
 #[derive(Args)]
 pub struct SolveArgs {
+    /// Problem name (see `pipeline list`).
     pub problem: String,
-    /// Level number or name.
+    /// Level number or name (see `pipeline list`).
     #[arg(long, default_value = "0")]
     pub fidelity: String,
     /// NAME=VALUE; inputs not given take the centre of their range.
@@ -113,6 +143,7 @@ pub struct SolveArgs {
 
 #[derive(Args)]
 pub struct GenerateArgs {
+    /// Problem name (see `pipeline list`).
     pub problem: String,
     /// Take defaults from this config's [data] section (else the problem's embedded config).
     #[arg(long)]
@@ -123,14 +154,16 @@ pub struct GenerateArgs {
     /// Comma-separated sample counts, one per level.
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub n: Option<Vec<String>>,
-    /// sobol, lhs, uniform or grid.
+    /// sobol, lhs, uniform or grid (default: the config's, sobol).
     #[arg(long)]
     pub design: Option<String>,
     /// Points per input of a grid design, e.g. 6x19 (the product is each level's n).
     #[arg(long)]
     pub grid: Option<String>,
+    /// Design seed (default: the config's, 0). Same seed, same bytes.
     #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<String>,
+    /// Output file (default: <problem>.h5).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Finish an interrupted run of the same settings (harmless when there is none).
@@ -146,12 +179,14 @@ pub struct MergeArgs {
     /// Shard files of one run, in any order.
     #[arg(required = true)]
     pub shards: Vec<PathBuf>,
+    /// The merged dataset (must not exist).
     #[arg(long)]
     pub out: PathBuf,
 }
 
 #[derive(Args)]
 pub struct CheckArgs {
+    /// An mfpipe dataset (.h5).
     pub dataset: PathBuf,
     /// Also require the same content (all but cost_s and created) as this file.
     #[arg(long = "same-as")]
@@ -160,12 +195,15 @@ pub struct CheckArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
+    /// An mfpipe dataset (.h5) with every sample computed.
     pub dataset: PathBuf,
-    /// Comma-separated model names.
-    #[arg(long, value_delimiter = ',')]
+    /// Comma-separated model names (`pipeline models` lists them; default: the config's).
+    #[arg(long, alias = "models", value_delimiter = ',')]
     pub model: Vec<String>,
+    /// Comma-separated HF (target) training sizes, e.g. 4,8,16,32 (default: the config's).
     #[arg(long = "n-hf", value_delimiter = ',', allow_negative_numbers = true)]
     pub n_hf: Option<Vec<String>>,
+    /// Comma-separated LF (cheapest source) training sizes (default: the config's).
     #[arg(long = "n-lf", value_delimiter = ',', allow_negative_numbers = true)]
     pub n_lf: Option<Vec<String>>,
     /// Seeds as a list or range: 0-4 or 0,1,7.
@@ -200,6 +238,9 @@ pub struct TrainArgs {
     /// Output directory (default: out/<problem>-train).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the results of an earlier `train` in --out (refused by default).
+    #[arg(long)]
+    pub force: bool,
     /// Which fitted models to keep under <out>/models/: all, best (per N_L, N_H: the lowest
     /// test RMSE) or none.
     #[arg(long, default_value = "all")]
@@ -234,7 +275,9 @@ pub struct PredictArgs {
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// Problem name (see `pipeline list`).
     pub problem: String,
+    /// Config file (default: the problem's embedded configs/<problem>.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Output directory (default: out/<problem>, or out/<problem>-smoke).

@@ -21,6 +21,15 @@ use std::time::Instant;
 
 /// Run one parsed command line.
 pub fn dispatch(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            bail!("--threads 0: need at least one thread");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("--threads: cannot size the thread pool")?;
+    }
     match cli.cmd {
         Cmd::List => list(),
         Cmd::Models => models(),
@@ -703,6 +712,12 @@ fn train(a: TrainArgs) -> Result<()> {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-train", ds.meta.problem)));
+    if out.join("results.json").exists() && !a.force {
+        bail!(
+            "{} holds the results of an earlier run (pass --force to replace them, or --out another directory)",
+            out.display()
+        );
+    }
     if let Some(s) = &a.search {
         cfg.search.method =
             serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
@@ -772,9 +787,14 @@ fn train_and_report(
     )?;
     write_text(&out.join("config.toml"), &toml::to_string(cfg)?)?;
     let mut files = files;
+    let models = out.join("models");
     if !outcome.saved.is_empty() {
-        saved::write_all(&out.join("models"), &outcome.saved, ds, path)?;
+        saved::write_all(&models, &outcome.saved, ds, path)?;
         files.push(format!("models/ ({} saved)", outcome.saved.len()));
+    } else if models.join("index.json").is_file() {
+        // Models of an earlier run would not match these results.
+        std::fs::remove_dir_all(&models)
+            .with_context(|| format!("cannot remove {}", models.display()))?;
     }
     bar.finish();
     note(format!(

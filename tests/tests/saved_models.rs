@@ -238,4 +238,35 @@ fn train_keeps_the_best_fit_per_cell_or_none() {
     let best = std::fs::read_link(d.path().join("t/models/best")).unwrap();
     assert_eq!(index["best"].as_str().unwrap(), best.to_str().unwrap());
     assert!(best.to_str().unwrap().contains("-nh6-"));
+    // A second train into the same directory is refused before any work, unless --force.
+    let again = |force: bool| {
+        let mut args = vec![
+            "train",
+            "o/park.h5",
+            "--model",
+            "gp-hf",
+            "--n-lf",
+            "10",
+            "--n-hf",
+            "4",
+            "--seeds",
+            "0",
+            "--n-test",
+            "6",
+            "--out",
+            "t",
+            "--save",
+            "none",
+        ];
+        if force {
+            args.push("--force");
+        }
+        pipeline(d.path(), &args)
+    };
+    let o = again(false);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert!(again(true).status.success());
+    // --save none leaves no models of the replaced run behind.
+    assert!(!d.path().join("t/models").exists());
 }
