@@ -209,7 +209,7 @@ impl Sources {
 
 /// A model's prediction at the target fidelity: the mean [N, D] and, where the model has
 /// one, a variance [N, D] or samples [K, N, D] from its predictive distribution.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Prediction {
     pub mean: Array2<f64>,
     pub var: Option<Array2<f64>>,

@@ -241,6 +241,10 @@ pub struct TrainArgs {
     /// Replace the results of an earlier `train` in --out (refused by default).
     #[arg(long)]
     pub force: bool,
+    /// Continue an interrupted `train` into the same --out: fits already finished are taken
+    /// from its journal, not refitted (harmless when there is none).
+    #[arg(long)]
+    pub resume: bool,
     /// Which fitted models to keep under <out>/models/: all, best (per N_L, N_H: the lowest
     /// test RMSE) or none.
     #[arg(long, default_value = "all")]
@@ -286,6 +290,10 @@ pub struct RunArgs {
     /// Tiny sizes from the config's [smoke] section: the whole pipeline in seconds.
     #[arg(long)]
     pub smoke: bool,
+    /// Continue an interrupted run into the same --out: the dataset's finished samples and
+    /// the finished searches and fits are kept, not recomputed (harmless when there is none).
+    #[arg(long)]
+    pub resume: bool,
     /// Which fitted models to keep under <out>/models/: all, best (per N_L, N_H: the lowest
     /// test RMSE) or none.
     #[arg(long, default_value = "all")]

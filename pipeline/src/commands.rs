@@ -355,7 +355,7 @@ fn predict(a: PredictArgs) -> Result<()> {
             (a.min(v), b.max(v))
         });
     println!(
-        "{} at fidelity {} ({}), predicted by {} ({}; seed {}, trained on {} samples, test RMSE {})",
+        "{} at fidelity {} ({}), predicted by {} ({}; seed {}; trained on {} samples; test RMSE {})",
         card.dataset.problem,
         target.level,
         target.name,
@@ -364,7 +364,7 @@ fn predict(a: PredictArgs) -> Result<()> {
         card.seed,
         card.training
             .iter()
-            .map(|s| format!("{} of level {}", s.indices.len(), s.level))
+            .map(|s| format!("{} level-{}", s.indices.len(), s.level))
             .collect::<Vec<_>>()
             .join(" + "),
         card.test.rmse.map_or("n/a".into(), |r| format!("{r:.3e}"))
@@ -712,7 +712,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from("out").join(format!("{}-train", ds.meta.problem)));
-    if out.join("results.json").exists() && !a.force {
+    if out.join("results.json").exists() && !a.force && !a.resume {
         bail!(
             "{} holds the results of an earlier run (pass --force to replace them, or --out another directory)",
             out.display()
@@ -728,7 +728,14 @@ fn train(a: TrainArgs) -> Result<()> {
     }
     let budget = a.max_epochs.map(Budget::capped).unwrap_or_default();
     let chain = (lf_level, hf_level, middle);
-    train_and_report(&cfg, &ds, &a.dataset, chain, (budget, a.save), &out)
+    train_and_report(
+        &cfg,
+        &ds,
+        &a.dataset,
+        chain,
+        (budget, a.save, a.resume),
+        &out,
+    )
 }
 
 fn train_and_report(
@@ -736,7 +743,7 @@ fn train_and_report(
     ds: &mfpipe_data::dataset::Dataset,
     path: &Path,
     (lf_level, hf_level, middle): (usize, usize, Vec<(usize, usize)>),
-    (budget, save): (Budget, experiment::Save),
+    (budget, save, resume): (Budget, experiment::Save, bool),
     out: &Path,
 ) -> Result<()> {
     let p = &cfg.protocol;
@@ -773,7 +780,16 @@ fn train_and_report(
     };
     let bar = progress::Bar::new();
     let t0 = Instant::now();
-    let outcome = experiment::run(ds, &plan, &bar)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let log = crate::fitlog::FitLog::open(out, resume)?;
+    if resume && !log.is_empty() {
+        note(format!(
+            "resuming: {} finished searches and fits in {}",
+            log.len(),
+            out.display()
+        ));
+    }
+    let outcome = experiment::run(ds, &plan, &bar, Some(&log))?;
     let wall = t0.elapsed().as_secs_f64();
     let files = report::write(
         out,
@@ -796,6 +812,7 @@ fn train_and_report(
         std::fs::remove_dir_all(&models)
             .with_context(|| format!("cannot remove {}", models.display()))?;
     }
+    log.finish()?;
     bar.finish();
     note(format!(
         "trained {} fits in {wall:.1} s; wrote {} in {}",
@@ -850,7 +867,7 @@ fn run(a: RunArgs) -> Result<()> {
     let bar = progress::Bar::new();
     let files = match &cfg.study {
         Study::Protocol => {
-            train_and_report(&cfg, &ds, &dataset, chain, (budget, a.save), &out)?;
+            train_and_report(&cfg, &ds, &dataset, chain, (budget, a.save, a.resume), &out)?;
             None
         }
         Study::Sensitivity {

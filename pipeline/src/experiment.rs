@@ -4,6 +4,7 @@
 //! train --levels 0,1,2 --n 32,16,8`): chain models then see every level.
 
 use crate::config::{Layout, SearchConfig, SearchMethod, SearchScope};
+use crate::fitlog::FitLog;
 use crate::tuning;
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{Dataset, LevelData, ROLE_TEST, STATUS_OK};
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// One line of results.json (keys fixed by the CLI contract).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Record {
     pub problem: String,
     pub model: String,
@@ -173,6 +174,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The search settings, as a journal key part.
+    pub fn search_key(&self) -> String {
+        serde_json::to_string(&self.search).unwrap_or_default()
+    }
+
     /// Number of sources a multi-fidelity model is given.
     pub fn n_sources(&self) -> usize {
         2 + self.middle.len()
@@ -582,7 +588,27 @@ impl<'a> Data<'a> {
     }
 }
 
-pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome> {
+/// Run `plan` on `ds`. With a `log`, every finished search and fit is journaled as it
+/// completes and taken from the journal when it is already there (`--resume`).
+pub fn run(
+    ds: &Dataset,
+    plan: &Plan,
+    progress: &dyn Progress,
+    log: Option<&FitLog>,
+) -> Result<Outcome> {
+    // What every journal key starts with: the dataset and the budget.
+    let run_key = format!(
+        "{}|{}|{}|{:?}|{}|{}|{}|{:?}|{}",
+        ds.meta.problem,
+        ds.meta.created,
+        ds.meta.seed,
+        plan.budget,
+        plan.search_key(),
+        plan.lf_level,
+        plan.hf_level,
+        plan.middle,
+        plan.n_test
+    );
     let max_hf = *plan.n_hf.iter().max().unwrap();
     let max_lf = *plan.n_lf.iter().max().unwrap();
     let data = Data::new(
@@ -627,6 +653,18 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
     let chosen: Vec<Result<tuning::Tuned>> = cells
         .par_iter()
         .map(|&(m, n_lf, n_hf)| {
+            let key = format!(
+                "search|{run_key}|{}|{}|{}|{n_lf}|{n_hf}|{first_seed}",
+                m.label, m.kind, m.params
+            );
+            if let Some((params, summary)) = log.and_then(|l| l.get(&key)) {
+                progress.advance(1);
+                return Ok(tuning::Tuned {
+                    params,
+                    summary,
+                    trials: Vec::new(),
+                });
+            }
             let train = data.train_set(n_lf, n_hf, first_seed)?;
             let space = plan.space(m).expect("cells have a space");
             let t = tuning::tune(
@@ -640,6 +678,9 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
                 plan.budget,
             )
             .with_context(|| format!("searching {} with n_lf={n_lf} n_hf={n_hf}", m.label))?;
+            if let Some(l) = log {
+                l.put(&key, &(&t.params, &t.summary))?;
+            }
             progress.advance(1);
             Ok(t)
         })
@@ -683,6 +724,7 @@ pub fn run(ds: &Dataset, plan: &Plan, progress: &dyn Progress) -> Result<Outcome
         search: &plan.search,
         order: Order::Parallel,
         keep_states: plan.save != Save::None,
+        log: log.map(|l| (l, run_key.as_str())),
     }
     .run(&fits, progress)?;
     progress.finish();
@@ -841,6 +883,14 @@ pub struct JobResult {
     pub trials: Vec<tuning::TimedTrial>,
 }
 
+/// A finished job as the journal keeps it.
+#[derive(Serialize, serde::Deserialize)]
+struct Journaled {
+    record: Record,
+    pred: Option<Prediction>,
+    state: Option<(Vec<u8>, serde_json::Value)>,
+}
+
 /// How the loop schedules its jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -862,13 +912,51 @@ pub struct JobLoop<'a> {
     pub order: Order,
     /// Keep every fitted model's state ([`JobResult::state`]).
     pub keep_states: bool,
+    /// Journal finished jobs (and take those already journaled) under keys that start with
+    /// the given run key. A journaled job comes back without its search trials: only the
+    /// protocol, which does not read them, journals.
+    pub log: Option<(&'a FitLog, &'a str)>,
 }
 
 impl JobLoop<'_> {
     /// Run `jobs`; `progress` advances once per job (the caller starts and finishes it).
     pub fn run(&self, jobs: &[FitJob], progress: &dyn Progress) -> Result<Vec<JobResult>> {
         let one = |j: &FitJob| {
-            let r = self.job(j);
+            let r = match self.log {
+                Some((log, run)) => {
+                    let key = format!(
+                        "fit|{run}|{}|{}|{}|{}|{}|{}|{:?}|{}",
+                        j.label,
+                        j.kind,
+                        j.params,
+                        j.n_lf,
+                        j.n_hf,
+                        j.seed,
+                        j.choice,
+                        self.keep_states
+                    );
+                    match log.get::<Journaled>(&key) {
+                        Some(e) => Ok(JobResult {
+                            record: e.record,
+                            pred: e.pred,
+                            state: e.state,
+                            trials: Vec::new(),
+                        }),
+                        None => self.job(j).and_then(|r| {
+                            log.put(
+                                &key,
+                                &Journaled {
+                                    record: r.record.clone(),
+                                    pred: r.pred.clone(),
+                                    state: r.state.clone(),
+                                },
+                            )?;
+                            Ok(r)
+                        }),
+                    }
+                }
+                None => self.job(j),
+            };
             progress.advance(1);
             r
         };

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod experiment;
 pub mod export;
+pub mod fitlog;
 #[cfg(test)]
 mod fuzz;
 pub mod generate;

@@ -81,6 +81,7 @@ pub fn sensitivity(
         search: &cfg.search,
         order: Order::Parallel,
         keep_states: false,
+        log: None,
     }
     .records(&fits, "sensitivity", progress)?;
     Ok(Sensitivity {
@@ -288,6 +289,7 @@ pub fn searchers(
         search: &cfg.search,
         order: Order::OneAtATime,
         keep_states: false,
+        log: None,
     }
     .run(&jobs, progress)?;
     progress.finish();

@@ -288,6 +288,7 @@ pub fn study(
         search: &cfg.search,
         order: Order::Parallel,
         keep_states: false,
+        log: None,
     }
     .records(&fits, "budgeted fits", progress)?;
     let per = t.seeds.len();

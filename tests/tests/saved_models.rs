@@ -270,3 +270,113 @@ fn train_keeps_the_best_fit_per_cell_or_none() {
     // --save none leaves no models of the replaced run behind.
     assert!(!d.path().join("t/models").exists());
 }
+
+/// results.json without what differs between any two runs: wall-clock timings.
+fn without_timings(path: &Path) -> serde_json::Value {
+    let mut v = json(path);
+    for r in v.as_array_mut().unwrap() {
+        let r = r.as_object_mut().unwrap();
+        r.remove("fit_seconds");
+        r.remove("predict_seconds");
+        if let Some(s) = r
+            .get_mut("hyperparameters")
+            .and_then(|h| h.get_mut("search"))
+            .and_then(|s| s.as_object_mut())
+        {
+            s.remove("seconds");
+        }
+    }
+    v
+}
+
+#[test]
+fn a_killed_train_resumes_to_the_same_results_and_models() {
+    use mfpipe_tests::pipeline_bin;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let d = tempfile::tempdir().unwrap();
+    let o = pipeline(
+        d.path(),
+        &["run", "currin", "--smoke", "--out", "o", "--save", "none"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = |out: &'static str| {
+        vec![
+            "train",
+            "o/currin.h5",
+            "--model",
+            "nn-hf,dmf-trans,gp-hf,ar",
+            "--n-hf",
+            "4,8",
+            "--n-lf",
+            "8",
+            "--seeds",
+            "0-1",
+            "--n-test",
+            "4",
+            "--max-epochs",
+            "300",
+            "--out",
+            out,
+        ]
+    };
+    let o = pipeline(d.path(), &args("full"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // SIGKILL after the first and after a few journaled fits (or searches).
+    for (trial, after) in [1usize, 5].into_iter().enumerate() {
+        let out = if trial == 0 { "k0" } else { "k1" };
+        let fits = d.path().join(out).join(".fits");
+        let mut child = Command::new(pipeline_bin())
+            .args(args(out))
+            .current_dir(d.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        let done = || {
+            std::fs::read_dir(&fits)
+                .map(|r| {
+                    r.filter(|e| {
+                        e.as_ref()
+                            .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cbor"))
+                    })
+                    .count()
+                })
+                .unwrap_or(0)
+        };
+        while done() < after && t0.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let journaled = done();
+        let mut resume = args(out);
+        resume.push("--resume");
+        let o = pipeline(d.path(), &resume);
+        assert!(o.status.success(), "{}", stderr(&o));
+        if journaled > 0 && !d.path().join(out).join("results.json").exists() {
+            assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
+        }
+        assert_eq!(
+            without_timings(&d.path().join(out).join("results.json")),
+            without_timings(&d.path().join("full/results.json")),
+            "trial {trial}: killed after {journaled} journaled fits"
+        );
+        // The same fitted states, byte for byte, and no journal left behind.
+        let index = json(&d.path().join("full/models/index.json"));
+        for m in index["models"].as_array().unwrap() {
+            let dir = m["dir"].as_str().unwrap();
+            let a = std::fs::read(d.path().join("full/models").join(dir).join("state.cbor"));
+            let b = std::fs::read(
+                d.path()
+                    .join(out)
+                    .join("models")
+                    .join(dir)
+                    .join("state.cbor"),
+            );
+            assert_eq!(a.unwrap(), b.unwrap(), "{dir}");
+        }
+        assert!(!fits.exists());
+    }
+}
