@@ -158,6 +158,8 @@ pub fn sample_seed(run_seed: u64, x: &[f64]) -> u64 {
 pub trait Progress: Sync {
     fn start(&self, _label: &str, _total: u64) {}
     fn advance(&self, _n: u64) {}
+    /// What was started last, for a person watching ("dmf-trans N_L=32 N_H=8 seed 3").
+    fn working_on(&self, _what: &str) {}
     fn finish(&self) {}
     /// A one-line status message for a person ("resuming out/burgers.h5").
     fn note(&self, _msg: &str) {}

@@ -922,6 +922,10 @@ impl JobLoop<'_> {
     /// Run `jobs`; `progress` advances once per job (the caller starts and finishes it).
     pub fn run(&self, jobs: &[FitJob], progress: &dyn Progress) -> Result<Vec<JobResult>> {
         let one = |j: &FitJob| {
+            progress.working_on(&format!(
+                "{} N_L={} N_H={} seed {}",
+                j.label, j.n_lf, j.n_hf, j.seed
+            ));
             let r = match self.log {
                 Some((log, run)) => {
                     let key = format!(
