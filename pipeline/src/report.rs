@@ -119,6 +119,184 @@ For each training size the model with the lowest mean test RMSE, and every model
     let _ = writeln!(md);
 }
 
+/// "What this run shows": sentences computed from the numbers — the best model at each
+/// training size, where the best multi-fidelity model beat the best high-fidelity-only one
+/// and by how much, and how well the predictive variances are calibrated.
+fn what_this_run_shows(md: &mut String, grouped: &[Group]) {
+    let mean = |recs: &[&Record], f: fn(&Record) -> Option<f64>| {
+        let v: Vec<f64> = recs.iter().filter_map(|r| f(r)).collect();
+        spread(&v).0
+    };
+    // Per N_H: (model, n_lf, mean RMSE), fitted sizes only.
+    let mut by_nhf: BTreeMap<usize, Vec<(&str, usize, f64)>> = BTreeMap::new();
+    for ((m, l, h), recs) in grouped {
+        let r = mean(recs, |r| Some(r.rmse));
+        if r.is_finite() {
+            by_nhf.entry(*h).or_default().push((m.as_str(), *l, r));
+        }
+    }
+    if by_nhf.is_empty() {
+        return;
+    }
+    let mut lines = Vec::new();
+    let best: Vec<String> = by_nhf
+        .iter()
+        .filter_map(|(h, v)| {
+            v.iter()
+                .min_by(|a, b| a.2.total_cmp(&b.2))
+                .map(|(m, l, r)| {
+                    format!(
+                        "N_H = {h}: {m} ({r:.2e}{})",
+                        if *l > 0 {
+                            format!(", N_L = {l}")
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+        })
+        .collect();
+    lines.push(format!(
+        "- **Best model** (lowest mean test RMSE over seeds) at each HF training size: {}.",
+        best.join("; ")
+    ));
+    let mut versus = Vec::new();
+    for (h, v) in &by_nhf {
+        let hf = v
+            .iter()
+            .filter(|x| x.1 == 0)
+            .min_by(|a, b| a.2.total_cmp(&b.2));
+        let mf = v
+            .iter()
+            .filter(|x| x.1 > 0)
+            .min_by(|a, b| a.2.total_cmp(&b.2));
+        if let (Some(hf), Some(mf)) = (hf, mf) {
+            let ratio = mf.2 / hf.2;
+            let verdict = if ratio < 1.0 {
+                format!("{:.0} % lower error", 100.0 * (1.0 - ratio))
+            } else {
+                format!("{:.0} % higher error", 100.0 * (ratio - 1.0))
+            };
+            versus.push(format!(
+                "N_H = {h}: {} {:.2e} against {} {:.2e} ({verdict})",
+                mf.0, mf.2, hf.0, hf.2
+            ));
+        }
+    }
+    if !versus.is_empty() {
+        lines.push(format!(
+            "- **Multi-fidelity against high-fidelity data only** (the best of each kind): {}.",
+            versus.join("; ")
+        ));
+    }
+    let mut cov: Vec<(String, f64, f64)> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for ((m, ..), _) in grouped {
+        if !names.contains(&m.as_str()) {
+            names.push(m);
+        }
+    }
+    for m in names {
+        let c: Vec<f64> = grouped
+            .iter()
+            .filter(|((g, ..), _)| g == m)
+            .map(|(_, recs)| mean(recs, |r| r.coverage95))
+            .filter(|c| c.is_finite())
+            .collect();
+        if !c.is_empty() {
+            let lo = c.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = c.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            cov.push((m.to_string(), lo, hi));
+        }
+    }
+    if !cov.is_empty() {
+        let parts: Vec<String> = cov
+            .iter()
+            .map(|(m, lo, hi)| {
+                let word = if *lo >= 0.9 && *hi <= 0.995 {
+                    "calibrated"
+                } else if *hi < 0.9 {
+                    "overconfident"
+                } else if *lo > 0.995 {
+                    "underconfident"
+                } else if *lo >= 0.9 {
+                    "calibrated to conservative"
+                } else {
+                    "varies with N_H"
+                };
+                if format!("{lo:.2}") == format!("{hi:.2}") {
+                    format!("{m} {lo:.2} ({word})")
+                } else {
+                    format!("{m} {lo:.2}-{hi:.2} ({word})")
+                }
+            })
+            .collect();
+        lines.push(format!(
+            "- **Uncertainty**: share of test values inside the 95 % predictive interval, range over training sizes (about 0.95 is calibrated): {}.",
+            parts.join("; ")
+        ));
+    }
+    let _ = writeln!(
+        md,
+        "## What this run shows
+
+{}
+",
+        lines.join("\n")
+    );
+}
+
+/// One model's hyperparameters as `key = value` pairs (nested keys dotted; long arrays by
+/// their shape), for a table a person can read.
+fn readable_hyperparameters(v: &serde_json::Value) -> String {
+    fn shape(v: &serde_json::Value) -> Option<String> {
+        let a = v.as_array()?;
+        match a.first().and_then(|f| f.as_array()) {
+            Some(inner) => Some(format!("[{} x {} values]", a.len(), inner.len())),
+            None => Some(format!("[{} values]", a.len())),
+        }
+    }
+    /// Four significant figures are what a reader compares.
+    fn number(v: &serde_json::Value) -> String {
+        match v.as_f64() {
+            Some(f) if v.is_f64() => {
+                if f != 0.0 && (f.abs() < 1e-3 || f.abs() >= 1e4) {
+                    format!("{f:.3e}")
+                } else {
+                    format!("{}", (f * 1e4).round() / 1e4)
+                }
+            }
+            _ => v.to_string(),
+        }
+    }
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x, out);
+                }
+            }
+            serde_json::Value::Array(a) if a.len() > 4 || a.iter().any(|x| x.is_array()) => {
+                out.push(format!("{prefix} = {}", shape(v).unwrap_or_default()));
+            }
+            serde_json::Value::Number(_) => out.push(format!("{prefix} = {}", number(v))),
+            serde_json::Value::Array(a) => {
+                let items: Vec<String> = a.iter().map(number).collect();
+                out.push(format!("{prefix} = [{}]", items.join(", ")));
+            }
+            x => out.push(format!("{prefix} = {x}")),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out.join(", ")
+}
+
 /// The DGMF paper's headline: error reduction of DGMF over the best other method, per problem
 /// (arXiv 2311.05606, abstract).
 const DGMF_CLAIM: &[(&str, f64)] = &[("poisson", 55.6), ("heat", 58.0), ("burgers", 45.4)];
@@ -579,6 +757,7 @@ impl Exporter<RunSummary<'_>> for Markdown {
         );
         }
         let _ = writeln!(md, "Wall time of training and evaluation: {wall_s:.1} s.\n");
+        what_this_run_shows(&mut md, &grouped);
         let _ = writeln!(md, "## Test error\n\n| model | N_L | N_H | RMSE (mean ± std over seeds) | NRMSE | R² | MAE | max abs error | fit s | diverged |\n|---|---|---|---|---|---|---|---|---|---|");
         for ((model, n_lf, n_hf), recs) in &grouped {
             let col = |f: fn(&Record) -> f64| recs.iter().map(|r| f(r)).collect::<Vec<f64>>();
@@ -715,14 +894,14 @@ impl Exporter<RunSummary<'_>> for Markdown {
             let _ = writeln!(md);
         }
         let _ = writeln!(md, "## Cost vs accuracy\n\nCPU cost of the training data from the measured per-sample solve times (LF {c_lf:.3e} s, HF {c_hf:.3e} s per sample).\n\n![cost vs accuracy](cost_vs_rmse.png)\n");
-        let _ = writeln!(md, "## Hyperparameters\n");
+        let _ = writeln!(md, "## Hyperparameters\n\nAs used by each model's first fit (after any search; fitted GP hyperparameters included; every fit's are in results.json).\n\n| model | hyperparameters |\n|---|---|");
         for m in plan.models.iter().map(|m| &m.label) {
             if let Some(r) = out.records.iter().find(|r| &r.model == m) {
                 let mut hp = r.hyperparameters.clone();
                 if let Some(o) = hp.as_object_mut() {
                     o.remove("search");
                 }
-                let _ = writeln!(md, "- `{m}` (first fit): `{hp}`");
+                let _ = writeln!(md, "| `{m}` | {} |", readable_hyperparameters(&hp));
             }
         }
         let searched: Vec<&Record> = out
