@@ -838,11 +838,12 @@ pub fn run(
 fn best_per_cell(saved: Vec<SavedFit>) -> Vec<SavedFit> {
     let mut best: BTreeMap<(usize, usize), SavedFit> = BTreeMap::new();
     for s in saved {
-        match best.get(&(s.n_lf, s.n_hf)) {
-            Some(b) if !(s.rmse < b.rmse) => {}
-            _ => {
-                best.insert((s.n_lf, s.n_hf), s);
-            }
+        // A NaN RMSE (a diverged fit) never wins; the first of equals does.
+        let better = best
+            .get(&(s.n_lf, s.n_hf))
+            .is_none_or(|b| s.rmse.total_cmp(&b.rmse).is_lt() && !s.rmse.is_nan());
+        if better {
+            best.insert((s.n_lf, s.n_hf), s);
         }
     }
     best.into_values().collect()

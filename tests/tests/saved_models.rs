@@ -143,6 +143,22 @@ fn every_saved_model_reproduces_its_test_score_through_predict() {
         &["predict", b, "--inputs", "in.csv", "--out", "two.h5"],
         "file exists",
     );
+    // The predictions file opens in xarray as documented, without a warning.
+    let script = r#"
+import xarray as xr
+p = xr.open_dataset("two.h5", engine="h5netcdf")
+assert p["mean"].dims[0] == "sample" and p["mean"].sizes["sample"] == 2, p["mean"].dims
+assert "variance" not in p or p["variance"].dims == p["mean"].dims
+assert list(p["input"].values) == ["x1", "x2"]
+assert abs(float(p["inputs"].sel(input="x1")[0]) - 0.3) < 1e-15
+assert p.attrs["problem"] == "currin" and p.attrs["schema"] == "mfpipe-predictions/1"
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-W", "error", "-c", script])
+        .current_dir(d.path())
+        .output()
+        .expect("python3 (scripts/setup installs xarray and h5netcdf for it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // With --extrapolate the point outside is predicted and flagged.
     let o = pipeline(
         d.path(),
