@@ -22,6 +22,38 @@ fn init_font() {
     });
 }
 
+/// A figure written under a temporary name (same extension, so the encoder is chosen the
+/// same) and renamed into place once complete: a crash or a full disk never leaves a
+/// truncated figure under the real name. The temporary file goes away if the figure is not
+/// published.
+struct Atomic<'a> {
+    path: &'a Path,
+    tmp: std::path::PathBuf,
+}
+
+impl<'a> Atomic<'a> {
+    fn new(path: &'a Path) -> Self {
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let ext = path.extension().unwrap_or_default().to_string_lossy();
+        let tmp = path.with_file_name(format!(".{stem}.tmp.{ext}"));
+        Self { path, tmp }
+    }
+    fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+    fn publish(&self) -> Result<()> {
+        std::fs::rename(&self.tmp, self.path)
+            .map_err(|e| anyhow!("cannot write {}: {e}", self.path.display()))
+    }
+}
+
+impl Drop for Atomic<'_> {
+    fn drop(&mut self) {
+        // After publish the temporary name is gone and this does nothing.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plotting failed: {e:?}")
 }
@@ -118,7 +150,8 @@ pub fn curves(
     let pad = 0.08 * (x1 - x0).max(1.0);
     let (x0, x1) = (x0 - pad, x1 + pad);
     let (y0, y1) = (y0 / 1.5, y1 * 1.5);
-    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    let out = Atomic::new(path);
+    let root = BitMapBackend::new(out.tmp(), (900, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
@@ -188,6 +221,7 @@ pub fn curves(
         .draw()
         .map_err(err)?;
     root.present().map_err(err)?;
+    out.publish()?;
     Ok(())
 }
 
@@ -233,7 +267,8 @@ pub fn field_grid(
     let (nr, nc) = (row_labels.len(), col_labels.len());
     let cell = 260u32;
     let (w, h) = (110 + cell * nc as u32 + 110, 50 + cell * nr as u32);
-    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    let out = Atomic::new(path);
+    let root = BitMapBackend::new(out.tmp(), (w, h)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, rest) = root.split_vertically(50);
     top.titled(title, ("sans-serif", 22)).map_err(err)?;
@@ -318,6 +353,7 @@ pub fn field_grid(
     }))
     .map_err(err)?;
     root.present().map_err(err)?;
+    out.publish()?;
     Ok(())
 }
 
@@ -343,8 +379,9 @@ pub fn scatter_grid(
         return Ok(());
     }
     let rows = panels.len().div_ceil(cols);
-    let root =
-        BitMapBackend::new(path, (420 * cols as u32, 40 + 430 * rows as u32)).into_drawing_area();
+    let out = Atomic::new(path);
+    let root = BitMapBackend::new(out.tmp(), (420 * cols as u32, 40 + 430 * rows as u32))
+        .into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, rest) = root.split_vertically(40);
     top.titled(title, ("sans-serif", 20)).map_err(err)?;
@@ -402,6 +439,7 @@ pub fn scatter_grid(
             .map_err(err)?;
     }
     root.present().map_err(err)?;
+    out.publish()?;
     Ok(())
 }
 
@@ -478,8 +516,9 @@ pub fn profiles(
     let pad = 0.04 * (hi - lo).max(1e-12);
     let (x0, x1) = (x[0], x[x.len() - 1]);
     let rows = panels.len().div_ceil(cols);
-    let root =
-        BitMapBackend::new(path, (460 * cols as u32, 70 + 400 * rows as u32)).into_drawing_area();
+    let out = Atomic::new(path);
+    let root = BitMapBackend::new(out.tmp(), (460 * cols as u32, 70 + 400 * rows as u32))
+        .into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (top, rest) = root.split_vertically(70);
     top.titled(title, ("sans-serif", 20)).map_err(err)?;
@@ -529,6 +568,7 @@ pub fn profiles(
         }
     }
     root.present().map_err(err)?;
+    out.publish()?;
     Ok(())
 }
 
