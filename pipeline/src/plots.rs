@@ -386,23 +386,21 @@ pub fn scatter_grid(
     let (top, rest) = root.split_vertically(40);
     top.titled(title, ("sans-serif", 20)).map_err(err)?;
     let areas = rest.split_evenly((rows, cols));
+    // One scale for every panel, so they compare at a glance.
+    let all = || {
+        panels
+            .iter()
+            .flat_map(|p| p.2.iter().chain(p.3.iter()))
+            .cloned()
+            .filter(|v| v.is_finite())
+    };
+    let lo = all().fold(f64::INFINITY, f64::min);
+    let hi = all().fold(f64::NEG_INFINITY, f64::max);
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Ok(());
+    }
+    let pad = 0.05 * (hi - lo).max(1e-12);
     for (k, (label, r2, truth, pred)) in panels.iter().enumerate() {
-        let lo = truth
-            .iter()
-            .chain(pred.iter())
-            .cloned()
-            .filter(|v| v.is_finite())
-            .fold(f64::INFINITY, f64::min);
-        let hi = truth
-            .iter()
-            .chain(pred.iter())
-            .cloned()
-            .filter(|v| v.is_finite())
-            .fold(f64::NEG_INFINITY, f64::max);
-        if !(lo.is_finite() && hi.is_finite()) {
-            continue;
-        }
-        let pad = 0.05 * (hi - lo).max(1e-12);
         let mut chart = ChartBuilder::on(&areas[k])
             .caption(format!("{label}: R\u{b2} = {r2:.4}"), ("sans-serif", 16))
             .margin(10)
@@ -417,18 +415,32 @@ pub fn scatter_grid(
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;
-        // At most ~4000 points, evenly strided so the picture is deterministic.
+        // At most ~4000 points, evenly strided so the picture is deterministic, plus the 200
+        // largest errors: the outliers are what the eye looks for, and they set the scale.
         let stride = (truth.len() / 4000).max(1);
-        // Few points (scalar outputs) are drawn large enough to see.
-        let radius = if truth.len() <= 1000 { 3 } else { 1 };
+        let mut worst: Vec<usize> = (0..truth.len().min(pred.len())).collect();
+        worst.sort_by(|&a, &b| {
+            (pred[b] - truth[b])
+                .abs()
+                .total_cmp(&(pred[a] - truth[a]).abs())
+        });
+        worst.truncate(200);
+        worst.retain(|i| i % stride != 0);
+        let shown = (0..truth.len().min(pred.len()))
+            .step_by(stride)
+            .chain(worst)
+            .filter(|&i| truth[i].is_finite() && pred[i].is_finite());
+        // Few points (scalar outputs) are drawn large enough to see; many, smaller and
+        // translucent, so density shows.
+        let (radius, alpha) = if truth.len() <= 1000 {
+            (4, 0.6)
+        } else {
+            (2, 0.35)
+        };
         let c = color(k);
         chart
             .draw_series(
-                truth
-                    .iter()
-                    .zip(pred)
-                    .step_by(stride)
-                    .map(|(&t, &p)| Circle::new((t, p), radius, c.mix(0.5).filled())),
+                shown.map(|i| Circle::new((truth[i], pred[i]), radius, c.mix(alpha).filled())),
             )
             .map_err(err)?;
         chart

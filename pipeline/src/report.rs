@@ -842,7 +842,7 @@ impl Exporter<RunSummary<'_>> for Markdown {
         }
         let _ = writeln!(
             md,
-            "## Predicted vs true\n\n![predicted vs true](pred_vs_true.png)\n"
+            "## Predicted vs true\n\nAll panels on one scale; each shows at most about 4000 evenly strided test values plus its 200 largest errors.\n\n![predicted vs true](pred_vs_true.png)\n"
         );
         if out.scatter_per_nhf() {
             let _ = writeln!(
