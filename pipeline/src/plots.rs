@@ -235,6 +235,7 @@ pub fn field_grid(
     fields: &BTreeMap<(usize, usize), Vec<f64>>,
     axes: (&[f64], &[f64]),
     axis_names: (&str, &str),
+    bar_label: &str,
 ) -> Result<()> {
     let shape = (axes.0.len(), axes.1.len());
     // Cell edges half-way between grid points (extrapolated at the ends).
@@ -290,8 +291,8 @@ pub fn field_grid(
                     ("sans-serif", 14),
                 )
                 .margin(4)
-                .x_label_area_size(22)
-                .y_label_area_size(if c == 0 { 30 } else { 10 })
+                .x_label_area_size(32)
+                .y_label_area_size(if c == 0 { 34 } else { 6 })
                 .build_cartesian_2d(e1[0]..e1[shape.1], e0[0]..e0[shape.0])
                 .map_err(err)?;
             chart
@@ -300,7 +301,9 @@ pub fn field_grid(
                 .x_desc(axis_names.1)
                 .y_desc(if c == 0 { axis_names.0 } else { "" })
                 .x_labels(5)
-                .y_labels(5)
+                // Panels share the axes: only the first column labels t (labels of the others
+                // would sit inside their left neighbours).
+                .y_labels(if c == 0 { 5 } else { 0 })
                 .label_style(("sans-serif", 10))
                 .draw()
                 .map_err(err)?;
@@ -323,21 +326,17 @@ pub fn field_grid(
     let mut bar = ChartBuilder::on(&right)
         .margin_top(20)
         .margin_bottom(30)
-        .margin_right(55)
+        .margin_right(30)
         .y_label_area_size(0)
-        .right_y_label_area_size(50)
+        .right_y_label_area_size(75)
         .build_cartesian_2d(0.0..1.0, vmin..vmax)
         .map_err(err)?
         .set_secondary_coord(0.0..1.0, vmin..vmax);
     bar.configure_secondary_axes()
         .label_style(("sans-serif", 12))
-        .y_label_formatter(&|v| {
-            if vmin < 0.0 {
-                format!("{v:.2}")
-            } else {
-                format!("{v:.1e}")
-            }
-        })
+        .axis_desc_style(("sans-serif", 14))
+        .y_desc(bar_label)
+        .y_label_formatter(&|v| plain_number(*v))
         .draw()
         .map_err(err)?;
     let steps = 200;

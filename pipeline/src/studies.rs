@@ -179,6 +179,7 @@ impl Exporter<Sensitivity> for SensitivityFigure {
             &fields,
             (&a0, &a1),
             (&l0, &l1),
+            "log10 test RMSE",
         )?;
 
         Ok(vec!["sensitivity.png".into()])
