@@ -233,10 +233,11 @@ pub fn field_grid(
     row_labels: &[String],
     col_labels: &[String],
     fields: &BTreeMap<(usize, usize), Vec<f64>>,
-    axes: (&[f64], &[f64]),
-    axis_names: (&str, &str),
+    // (name, coordinates) of the vertical and the horizontal axis.
+    [(name0, values0), (name1, values1)]: [(&str, &[f64]); 2],
     bar_label: &str,
 ) -> Result<()> {
+    let (axes, axis_names) = ((values0, values1), (name0, name1));
     let shape = (axes.0.len(), axes.1.len());
     // Cell edges half-way between grid points (extrapolated at the ends).
     let edges = |v: &[f64]| -> Vec<f64> {

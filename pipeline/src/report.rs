@@ -596,8 +596,10 @@ impl Exporter<RunSummary<'_>> for Figures {
                 &rows,
                 &models,
                 &fields,
-                (&axes[0].values, &axes[1].values),
-                (&axes[0].name, &axes[1].name),
+                [
+                    (&axes[0].name, &axes[0].values),
+                    (&axes[1].name, &axes[1].values),
+                ],
                 &match ds.meta.output_unit.as_str() {
                     "" | "1" => format!("MAE of {}", ds.meta.output_name),
                     u => format!("MAE of {} ({u})", ds.meta.output_name),

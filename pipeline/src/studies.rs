@@ -177,8 +177,7 @@ impl Exporter<Sensitivity> for SensitivityFigure {
             &[String::new()],
             &panels,
             &fields,
-            (&a0, &a1),
-            (&l0, &l1),
+            [(&l0, &a0), (&l1, &a1)],
             "log10 test RMSE",
         )?;
 
