@@ -5,12 +5,13 @@
 //! seed); an estimate of the time left only once a quarter of the work is done, because jobs
 //! differ in cost by orders of magnitude (a GP on 4 samples against a searched network on 32)
 //! and an estimate from the first cheap ones would say minutes for seconds of work. Off a
-//! terminal there is no bar: a line every 10 s while a stage runs and one when it ends.
+//! terminal there is no bar: a line every 10 s while a stage runs (from a ticker thread, so
+//! one long job does not mean minutes of silence) and one when it ends.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use mfpipe_data::Progress;
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often a line is printed off a terminal while a stage runs.
@@ -18,8 +19,9 @@ const LINE_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Bar {
     bar: ProgressBar,
-    /// Off a terminal: the stage's label, total, done, start and last line.
-    lines: Option<Mutex<Lines>>,
+    /// Off a terminal: the stage's label, total, done, start and last line, shared with the
+    /// ticker thread.
+    lines: Option<Arc<Mutex<Lines>>>,
 }
 
 struct Lines {
@@ -73,13 +75,25 @@ impl Bar {
             .progress_chars("=> "),
         );
         let lines = (!terminal).then(|| {
-            Mutex::new(Lines {
+            let lines = Arc::new(Mutex::new(Lines {
                 label: String::new(),
                 total: 0,
                 done: 0,
                 start: Instant::now(),
                 last: Instant::now(),
-            })
+            }));
+            // The ticker holds a weak reference: it ends with the Bar.
+            let weak = Arc::downgrade(&lines);
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let Some(l) = weak.upgrade() else { return };
+                let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
+                if l.total > 0 && l.done < l.total && l.last.elapsed() >= LINE_EVERY {
+                    l.last = Instant::now();
+                    note(l.line("done"));
+                }
+            });
+            lines
         });
         Self { bar, lines }
     }
