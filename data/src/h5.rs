@@ -95,36 +95,14 @@ mod scales {
 /// `flag_values`/`flag_meanings` legend on `status`. Additions only: the mfpipe/1 members
 /// are unchanged.
 fn label_level(g: &Group, m: &Meta, l: &LevelData) -> hdf5::Result<()> {
-    let n = l.len();
-    let sample = g
-        .new_dataset_builder()
-        .with_data(&ndarray::Array1::from_iter(0..n as u64))
-        .create("sample")?;
-    scales::set(&sample, "sample")?;
-    put_str(&sample, "long_name", "sample index within the level")?;
-    let names: Vec<VarLenUnicode> = m.input_names.iter().map(|s| vlu(s)).collect();
-    let input = g
-        .new_dataset_builder()
-        .with_data(&ndarray::Array1::from(names))
-        .create("input")?;
-    scales::set(&input, "input")?;
-    put_str(&input, "long_name", "input name")?;
-    let mut axes = Vec::new();
-    for a in &m.axes {
-        let d = g
-            .new_dataset_builder()
-            .with_data(&a.values)
-            .create(a.name.as_str())?;
-        scales::set(&d, &a.name)?;
-        put_str(&d, "units", &a.unit)?;
-        put_str(&d, "long_name", &a.name)?;
-        axes.push(d);
-    }
-    let inputs = g.dataset("inputs")?;
-    scales::attach(&inputs, &sample, 0)?;
-    scales::attach(&inputs, &input, 1)?;
-    put_str(&inputs, "long_name", "inputs of each sample")?;
-    put_strs(&inputs, "input_units", &m.input_units)?;
+    let sample = index_scale(g, "sample", l.len(), "sample index within the level")?;
+    let (input, axes) = coordinate_scales(g, &m.input_names, &m.axes)?;
+    label_inputs(
+        &g.dataset("inputs")?,
+        (&sample, &input),
+        "inputs of each sample",
+        &m.input_units,
+    )?;
     let outputs = g.dataset("outputs")?;
     scales::attach(&outputs, &sample, 0)?;
     for (k, a) in axes.iter().enumerate() {
@@ -162,6 +140,58 @@ fn label_level(g: &Group, m: &Meta, l: &LevelData) -> hdf5::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The dimension scale `name` of an index, 0..n.
+fn index_scale(g: &Group, name: &str, n: usize, long: &str) -> hdf5::Result<hdf5::Dataset> {
+    let d = g
+        .new_dataset_builder()
+        .with_data(&Array1::from_iter(0..n as u64))
+        .create(name)?;
+    scales::set(&d, name)?;
+    put_str(&d, "long_name", long)?;
+    Ok(d)
+}
+
+/// The coordinate scales of a group of samples: `input` (the input names) and one per
+/// output axis (its coordinates, units and name).
+fn coordinate_scales(
+    g: &Group,
+    input_names: &[String],
+    axes: &[Axis],
+) -> hdf5::Result<(hdf5::Dataset, Vec<hdf5::Dataset>)> {
+    let names: Vec<VarLenUnicode> = input_names.iter().map(|s| vlu(s)).collect();
+    let input = g
+        .new_dataset_builder()
+        .with_data(&Array1::from(names))
+        .create("input")?;
+    scales::set(&input, "input")?;
+    put_str(&input, "long_name", "input name")?;
+    let mut out = Vec::new();
+    for a in axes {
+        let d = g
+            .new_dataset_builder()
+            .with_data(&a.values)
+            .create(a.name.as_str())?;
+        scales::set(&d, &a.name)?;
+        put_str(&d, "units", &a.unit)?;
+        put_str(&d, "long_name", &a.name)?;
+        out.push(d);
+    }
+    Ok((input, out))
+}
+
+/// An `inputs` array [sample, input] labelled with its scales and units.
+fn label_inputs(
+    d: &hdf5::Dataset,
+    (sample, input): (&hdf5::Dataset, &hdf5::Dataset),
+    long: &str,
+    units: &[String],
+) -> hdf5::Result<()> {
+    scales::attach(d, sample, 0)?;
+    scales::attach(d, input, 1)?;
+    put_str(d, "long_name", long)?;
+    put_strs(d, "input_units", units)
 }
 
 /// Chunked, shuffled and deflated dataset of any shape (rows are samples).
@@ -237,39 +267,16 @@ pub fn write_predictions(path: &Path, p: &Predictions) -> Result<(), DataError> 
         put_str(&f, "problem", p.problem)?;
         put_str(&f, "model", p.model)?;
         put_str(&f, "model_kind", p.kind)?;
-        let n = p.inputs.nrows();
-        let sample = f
-            .new_dataset_builder()
-            .with_data(&Array1::from_iter(0..n as u64))
-            .create("sample")?;
-        scales::set(&sample, "sample")?;
-        put_str(&sample, "long_name", "row of the inputs")?;
-        let names: Vec<VarLenUnicode> = p.input_names.iter().map(|s| vlu(s)).collect();
-        let input = f
-            .new_dataset_builder()
-            .with_data(&Array1::from(names))
-            .create("input")?;
-        scales::set(&input, "input")?;
-        put_str(&input, "long_name", "input name")?;
-        let inputs = f
-            .new_dataset_builder()
-            .with_data(p.inputs)
-            .create("inputs")?;
-        scales::attach(&inputs, &sample, 0)?;
-        scales::attach(&inputs, &input, 1)?;
-        put_str(&inputs, "long_name", "inputs of each prediction")?;
-        put_strs(&inputs, "input_units", p.input_units)?;
-        let mut axes = Vec::new();
-        for a in p.axes {
-            let d = f
-                .new_dataset_builder()
-                .with_data(&a.values)
-                .create(a.name.as_str())?;
-            scales::set(&d, &a.name)?;
-            put_str(&d, "units", &a.unit)?;
-            put_str(&d, "long_name", &a.name)?;
-            axes.push(d);
-        }
+        let sample = index_scale(&f, "sample", p.inputs.nrows(), "row of the inputs")?;
+        let (input, axes) = coordinate_scales(&f, p.input_names, p.axes)?;
+        label_inputs(
+            &f.new_dataset_builder()
+                .with_data(p.inputs)
+                .create("inputs")?,
+            (&sample, &input),
+            "inputs of each prediction",
+            p.input_units,
+        )?;
         let field = |name: &str, a: &Array2<f64>, units: &str, long: String| -> hdf5::Result<()> {
             let mut shape = vec![a.nrows()];
             shape.extend(p.axes.iter().map(|ax| ax.values.len()));
@@ -306,12 +313,7 @@ pub fn write_predictions(path: &Path, p: &Predictions) -> Result<(), DataError> 
         }
         if let Some(s) = p.samples {
             let (k, rows, _) = s.dim();
-            let draw = f
-                .new_dataset_builder()
-                .with_data(&Array1::from_iter(0..k as u64))
-                .create("draw")?;
-            scales::set(&draw, "draw")?;
-            put_str(&draw, "long_name", "sample of the predictive distribution")?;
+            let draw = index_scale(&f, "draw", k, "sample of the predictive distribution")?;
             let mut shape = vec![k, rows];
             shape.extend(p.axes.iter().map(|ax| ax.values.len()));
             let a = s

@@ -142,6 +142,9 @@ pub struct SavedFit {
     pub params: serde_json::Value,
     /// As reported in results.json (with the search summary, if any).
     pub hyperparameters: serde_json::Value,
+    /// What its predictions carry, as its test prediction did: "mean", "mean and variance"
+    /// or "mean and samples".
+    pub predicts: &'static str,
     pub n_lf: usize,
     pub n_hf: usize,
     pub seed: u64,
@@ -736,35 +739,38 @@ pub fn run(
     let curves = ds.meta.axes.len() == 1 && plan.n_lf.len() > 1;
     let min_hf = plan.n_hf.iter().copied().min().unwrap_or(0);
     let mut saved = Vec::new();
-    for ((j, fj), r) in jobs.iter().zip(&fits).zip(results) {
+    for (j, r) in jobs.iter().zip(results) {
         let JobResult {
             record,
             pred,
             state,
             ..
         } = r;
-        if let Some(state) = state {
-            saved.push(SavedFit {
-                label: j.model.label.clone(),
-                kind: j.model.kind.clone(),
-                params: state.1,
-                hyperparameters: record.hyperparameters.clone(),
-                n_lf: j.n_lf,
-                n_hf: j.n_hf,
-                seed: j.seed,
-                levels: Vec::new(),
-                indices: Vec::new(),
-                rmse: record.rmse,
-                n_test: data.test.len(),
-                state: state.0,
-            });
-            let s = saved.last_mut().expect("just pushed");
-            (s.levels, s.indices) = data
+        if let (Some((state, params)), Some(p)) = (state, &pred) {
+            let (levels, indices) = data
                 .training_sources(j.n_lf, j.n_hf, j.seed)?
                 .into_iter()
                 .map(|(l, idx)| (l.level, idx))
                 .unzip();
-            debug_assert_eq!(fj.label, j.model.label);
+            saved.push(SavedFit {
+                label: j.model.label.clone(),
+                kind: j.model.kind.clone(),
+                params,
+                hyperparameters: record.hyperparameters.clone(),
+                predicts: match (&p.var, &p.samples) {
+                    (_, Some(_)) => "mean and samples",
+                    (Some(_), None) => "mean and variance",
+                    (None, None) => "mean",
+                },
+                n_lf: j.n_lf,
+                n_hf: j.n_hf,
+                seed: j.seed,
+                levels,
+                indices,
+                rmse: record.rmse,
+                n_test: data.test.len(),
+                state,
+            });
         }
         let pred = pred.map(|p| p.mean);
         if let (Some(p), true) = (&pred, curves && j.n_hf == min_hf && j.seed == plan.seeds[0]) {
@@ -884,13 +890,12 @@ pub struct JobResult {
     pub trials: Vec<tuning::TimedTrial>,
 }
 
-/// A finished job as the journal keeps it.
-#[derive(Serialize, serde::Deserialize)]
-struct Journaled {
-    record: Record,
-    pred: Option<Prediction>,
-    state: Option<(Vec<u8>, serde_json::Value)>,
-}
+/// A finished job as the journal keeps it: record, test prediction, fitted state.
+type Journaled = (
+    Record,
+    Option<Prediction>,
+    Option<(Vec<u8>, serde_json::Value)>,
+);
 
 /// How the loop schedules its jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -941,21 +946,15 @@ impl JobLoop<'_> {
                         self.keep_states
                     );
                     match log.get::<Journaled>(&key) {
-                        Some(e) => Ok(JobResult {
-                            record: e.record,
-                            pred: e.pred,
-                            state: e.state,
+                        Some((record, pred, state)) => Ok(JobResult {
+                            record,
+                            pred,
+                            state,
                             trials: Vec::new(),
                         }),
                         None => self.job(j).and_then(|r| {
-                            log.put(
-                                &key,
-                                &Journaled {
-                                    record: r.record.clone(),
-                                    pred: r.pred.clone(),
-                                    state: r.state.clone(),
-                                },
-                            )?;
+                            // Borrowed, encoded as the owned tuple is.
+                            log.put(&key, &(&r.record, &r.pred, &r.state))?;
                             Ok(r)
                         }),
                     }

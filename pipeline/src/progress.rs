@@ -130,13 +130,9 @@ impl Progress for Bar {
     }
     fn advance(&self, n: u64) {
         self.bar.inc(n);
+        // Off a terminal the ticker prints; here only the count moves.
         if let Some(l) = &self.lines {
-            let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
-            l.done += n;
-            if l.last.elapsed() >= LINE_EVERY && l.done < l.total {
-                l.last = Instant::now();
-                note(l.line("done"));
-            }
+            l.lock().unwrap_or_else(|e| e.into_inner()).done += n;
         }
     }
     fn working_on(&self, what: &str) {

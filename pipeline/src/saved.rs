@@ -198,16 +198,8 @@ pub fn dir_name(s: &SavedFit) -> String {
     format!("{safe}-nl{}-nh{}-s{}", s.n_lf, s.n_hf, s.seed)
 }
 
-fn card(s: &SavedFit, ds: &Dataset, file: &Path) -> Result<Card> {
+fn card(s: &SavedFit, ds: &Dataset, file: &Path) -> Card {
     let m = &ds.meta;
-    let info = registry::info(&s.kind)?;
-    let predicts = if s.kind == "dgmf" {
-        "mean and samples"
-    } else if info.variance {
-        "mean and variance"
-    } else {
-        "mean"
-    };
     let training = s
         .levels
         .iter()
@@ -221,7 +213,7 @@ fn card(s: &SavedFit, ds: &Dataset, file: &Path) -> Result<Card> {
             }
         })
         .collect();
-    Ok(Card {
+    Card {
         format: FORMAT.into(),
         written_by: format!(
             "mfpipe {} ({})",
@@ -233,7 +225,7 @@ fn card(s: &SavedFit, ds: &Dataset, file: &Path) -> Result<Card> {
         params: s.params.clone(),
         hyperparameters: s.hyperparameters.clone(),
         seed: s.seed,
-        predicts: predicts.into(),
+        predicts: s.predicts.into(),
         dataset: DatasetCard {
             problem: m.problem.clone(),
             file: file.display().to_string(),
@@ -268,7 +260,7 @@ fn card(s: &SavedFit, ds: &Dataset, file: &Path) -> Result<Card> {
             rmse: s.rmse.is_finite().then_some(s.rmse),
             n: s.n_test,
         },
-    })
+    }
 }
 
 /// Write every saved fit under `dir` (replacing what a previous run left there), with
@@ -289,7 +281,7 @@ pub fn write_all(dir: &Path, saved: &[SavedFit], ds: &Dataset, file: &Path) -> R
         let name = dir_name(s);
         let d = tmp.join(&name);
         std::fs::create_dir(&d).with_context(|| format!("cannot create {}", d.display()))?;
-        let c = card(s, ds, file)?;
+        let c = card(s, ds, file);
         write_text(&d.join("model.json"), &serde_json::to_string_pretty(&c)?)?;
         std::fs::write(d.join("state.cbor"), &s.state)
             .with_context(|| format!("cannot write {}", d.join("state.cbor").display()))?;
