@@ -403,13 +403,13 @@ fn rmse_vs_nlf(dir: &Path, problem: &str, plan: &Plan, grouped: &[Group]) -> Res
     plots::curves(
         &dir.join("rmse_vs_nlf.png"),
         &format!(
-            "{problem}: test RMSE vs LF training samples at N_H={max_hf} (mean, min-max over {} seeds)",
-            plan.seeds.len()
+            "{problem}: test RMSE vs LF training samples at N_H={max_hf} ({})",
+            plots::over_seeds(plan.seeds.len())
         ),
         "number of low-fidelity training samples N_L (single-fidelity models: flat)",
         "RMSE",
         &series,
-        plots::XAxis::Linear,
+        plots::XAxis::Counts,
     )
 }
 
@@ -551,8 +551,8 @@ impl Exporter<RunSummary<'_>> for Figures {
         plots::curves(
             &dir.join("rmse_vs_nhf.png"),
             &format!(
-                "{problem}: test RMSE vs HF training samples (mean, min-max over {} seeds)",
-                plan.seeds.len()
+                "{problem}: test RMSE vs HF training samples ({})",
+                plots::over_seeds(plan.seeds.len())
             ),
             "number of high-fidelity training samples N_H",
             "RMSE",
@@ -577,14 +577,15 @@ impl Exporter<RunSummary<'_>> for Figures {
             files.push("cost_vs_rmse.png".into());
         }
 
-        // MAE fields (paper Fig. 9): rows = N_H, columns = models.
+        // MAE fields (paper Fig. 9): rows = models, columns = N_H, so each row reads as one
+        // model's error shrinking with more HF data and the figure fits a page's width.
         let axes = &ds.meta.axes;
         if s.has_fields() {
             let models: Vec<String> = plan.models.iter().map(|m| m.label.clone()).collect();
-            let rows: Vec<String> = plan.n_hf.iter().map(|n| format!("N_H={n}")).collect();
+            let cols: Vec<String> = plan.n_hf.iter().map(|n| format!("N_H={n}")).collect();
             let mut fields = BTreeMap::new();
-            for (c, m) in models.iter().enumerate() {
-                for (r, n) in plan.n_hf.iter().enumerate() {
+            for (r, m) in models.iter().enumerate() {
+                for (c, n) in plan.n_hf.iter().enumerate() {
                     if let Some(f) = out.mae_fields.get(&(m.clone(), *n)) {
                         fields.insert((r, c), f.to_vec());
                     }
@@ -592,18 +593,23 @@ impl Exporter<RunSummary<'_>> for Figures {
             }
             plots::field_grid(
                 &dir.join("mae_fields.png"),
-                &format!("{problem}: point-wise MAE over the test set (mean over seeds)"),
-                &rows,
+                &format!(
+                    "{problem}: point-wise MAE over the test set (mean over seeds, log colour scale)"
+                ),
                 &models,
+                &cols,
                 &fields,
                 [
                     (&axes[0].name, &axes[0].values),
                     (&axes[1].name, &axes[1].values),
                 ],
-                &match ds.meta.output_unit.as_str() {
-                    "" | "1" => format!("MAE of {}", ds.meta.output_name),
-                    u => format!("MAE of {} ({u})", ds.meta.output_name),
-                },
+                (
+                    &match ds.meta.output_unit.as_str() {
+                        "" | "1" => format!("MAE of {}", ds.meta.output_name),
+                        u => format!("MAE of {} ({u})", ds.meta.output_name),
+                    },
+                    plots::Scale::Log,
+                ),
             )?;
             files.push("mae_fields.png".into());
         }

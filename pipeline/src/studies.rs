@@ -136,7 +136,8 @@ impl Sensitivity {
     }
 }
 
-/// sensitivity.png: heat maps of log10 RMSE over the first two axes, a panel per third.
+/// sensitivity.png: heat maps of the test RMSE (log colour scale) over the first two axes, a
+/// panel per third.
 pub struct SensitivityFigure;
 
 impl Exporter<Sensitivity> for SensitivityFigure {
@@ -149,9 +150,7 @@ impl Exporter<Sensitivity> for SensitivityFigure {
         let n2 = grid.get(2).map_or(1, |a| a.values.len());
         let mut fields = BTreeMap::new();
         for k in 0..n2 {
-            let f: Vec<f64> = (0..n0 * n1)
-                .map(|ij| stats[ij * n2 + k].0.log10())
-                .collect();
+            let f: Vec<f64> = (0..n0 * n1).map(|ij| stats[ij * n2 + k].0).collect();
             fields.insert((0, k), f);
         }
         let panels: Vec<String> = match grid.get(2) {
@@ -171,14 +170,18 @@ impl Exporter<Sensitivity> for SensitivityFigure {
         plots::field_grid(
             &dir.join("sensitivity.png"),
             &format!(
-            "{}: log10 test RMSE of {model}, N_L={n_lf}, N_H={n_hf}, mean over {per_seed} seeds",
-            s.problem
-        ),
+                "{}: test RMSE of {model}, N_L={n_lf}, N_H={n_hf}, {}",
+                s.problem,
+                match per_seed {
+                    1 => "1 seed".to_string(),
+                    n => format!("mean over {n} seeds"),
+                }
+            ),
             &[String::new()],
             &panels,
             &fields,
             [(&l0, &a0), (&l1, &a1)],
-            "log10 test RMSE",
+            ("test RMSE", plots::Scale::Log),
         )?;
 
         Ok(vec!["sensitivity.png".into()])

@@ -427,9 +427,9 @@ impl Exporter<Tradeoff> for TradeoffFigures {
         plots::curves(
             &dir.join("budget.png"),
             &format!(
-                "{}: test RMSE vs CPU budget (mean, min-max over {} seeds)",
+                "{}: test RMSE vs CPU budget ({})",
                 s.problem,
-                t.seeds.len()
+                plots::over_seeds(t.seeds.len())
             ),
             "CPU seconds of training data (N_L c_L + N_H c_H)",
             "test RMSE",

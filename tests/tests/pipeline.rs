@@ -79,6 +79,22 @@ fn smoke_run_writes_results_report_and_plots() {
     }
     let png = std::fs::read(out.join("rmse_vs_nhf.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    // Every figure has a vector twin for slides and papers; the field panels are embedded in
+    // it as one image each (not 10^4 rectangles), under a MIME type renderers accept; no
+    // temporary figure is left behind.
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!name.contains(".tmp."), "{name} left behind");
+        if let Some(stem) = name.strip_suffix(".png") {
+            let svg = std::fs::read_to_string(out.join(format!("{stem}.svg")))
+                .unwrap_or_else(|e| panic!("{stem}.svg: {e}"));
+            assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        }
+    }
+    let svg = std::fs::read_to_string(out.join("mae_fields.svg")).unwrap();
+    assert!(svg.contains("href=\"data:image/png;base64,"));
+    assert!(!svg.contains("\"data:png;"));
+    assert!(svg.matches("<rect").count() < 2000, "fields drawn as rectangles");
     // Hyperband (the default) chose dmf-trans's and dmf-2's learning rates, once per
     // (model, N_H) on the first seed's training data, within the configured space, and the
     // fits ran with the chosen values.
