@@ -500,6 +500,26 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
+/// What a stored array or attribute should hold, for [`Reader::read_failed`].
+#[derive(Clone, Copy)]
+enum Want {
+    Float,
+    Integer,
+    Unsigned,
+    Text,
+}
+
+impl Want {
+    fn name(self) -> &'static str {
+        match self {
+            Want::Float => "floats",
+            Want::Integer => "integers",
+            Want::Unsigned => "unsigned integers",
+            Want::Text => "strings",
+        }
+    }
+}
+
 struct Reader {
     path: String,
     f: File,
@@ -525,6 +545,45 @@ impl Reader {
         }
     }
 
+    /// Why reading `what` failed, named by the layer that failed: its datatype is not what
+    /// we store (or its header is unreadable), a compression filter, its dataspace, or the
+    /// storage under it. (A deflate failure used to read as "not a float array".)
+    fn read_failed(
+        &self,
+        what: &str,
+        want: Want,
+        dtype: hdf5::Result<hdf5::Datatype>,
+        e: &hdf5::Error,
+    ) -> DataError {
+        use hdf5::types::TypeDescriptor as T;
+        use hdf5::MajorErrorCode as M;
+        let msg = first_line(&e.to_string());
+        let fits = |t: &T| match want {
+            Want::Float => matches!(t, T::Float(_)),
+            Want::Integer => matches!(t, T::Integer(_) | T::Unsigned(_)),
+            Want::Unsigned => matches!(t, T::Unsigned(_)),
+            Want::Text => matches!(
+                t,
+                T::VarLenUnicode | T::VarLenAscii | T::FixedAscii(_) | T::FixedUnicode(_)
+            ),
+        };
+        let reason = match dtype.and_then(|t| t.to_descriptor()) {
+            Err(_) => "its datatype header is unreadable (the file is damaged)".to_string(),
+            Ok(t) if !fits(&t) => format!("it holds {t}, expected {}", want.name()),
+            Ok(_) if e.contains_major(M::Pipeline) => {
+                format!("the compression filter failed on its data ({msg}); the file is damaged")
+            }
+            Ok(_) if e.contains_major(M::Dataspace) => {
+                format!("its dataspace is damaged ({msg})")
+            }
+            Ok(_) if e.contains_major(M::Datatype) => {
+                format!("its datatype could not be converted ({msg}); the file is damaged")
+            }
+            Ok(_) => format!("reading its data failed ({msg}); the file is damaged or truncated"),
+        };
+        self.invalid(format!("{what}: {reason}"))
+    }
+
     /// A corrupted header can claim any shape. Refuse what the file cannot hold before the
     /// library allocates for it: more than isize::MAX bytes panics (`capacity overflow`, found
     /// by the HDF5 fuzzer), a merely huge allocation aborts the process. Attributes are
@@ -546,6 +605,15 @@ impl Reader {
                 self.file_len
             ))),
         }
+    }
+
+    /// An optional string attribute: "" when absent, an error when present but unreadable
+    /// (a damaged attribute is reported, not read as missing).
+    fn opt_str_attr(&self, loc: &Location, name: &str, whose: &str) -> Result<String, DataError> {
+        if loc.attr(name).is_err() {
+            return Ok(String::new());
+        }
+        self.str_attr(loc, name, whose)
     }
 
     fn str_attr(&self, loc: &Location, name: &str, whose: &str) -> Result<String, DataError> {
@@ -586,7 +654,11 @@ impl Reader {
         if let Ok(v) = a.read_raw::<hdf5::types::FixedAscii<256>>() {
             return Ok(v.iter().map(|s| text(s.as_bytes())).collect());
         }
-        Err(self.invalid(format!("attribute {name} is not an array of strings")))
+        let e = a.read_raw::<VarLenUnicode>().err();
+        Err(match e {
+            Some(e) => self.read_failed(&format!("attribute {name}"), Want::Text, a.dtype(), &e),
+            None => self.invalid(format!("attribute {name} is not an array of strings")),
+        })
     }
     fn f64s_attr(&self, loc: &Location, name: &str) -> Result<Vec<f64>, DataError> {
         let a = loc
@@ -594,7 +666,7 @@ impl Reader {
             .map_err(|_| self.missing(format!("attribute {name}")))?;
         self.check_size(&format!("attribute {name}"), &a.shape(), true)?;
         a.read_raw::<f64>()
-            .map_err(|_| self.invalid(format!("attribute {name} is not a float array")))
+            .map_err(|e| self.read_failed(&format!("attribute {name}"), Want::Float, a.dtype(), &e))
     }
 
     fn u64_attr(&self, loc: &Location, name: &str) -> Result<Option<u64>, DataError> {
@@ -641,8 +713,8 @@ impl Reader {
             });
         }
         let problem = self.str_attr(root, "problem", "")?;
-        let created = self.str_attr(root, "created", "").unwrap_or_default();
-        let generator = self.str_attr(root, "generator", "").unwrap_or_default();
+        let created = self.opt_str_attr(root, "created", "")?;
+        let generator = self.opt_str_attr(root, "generator", "")?;
         let seed = self
             .u64_attr(root, "seed")?
             .ok_or_else(|| self.missing("attribute seed"))?;
@@ -668,7 +740,7 @@ impl Reader {
         }
         let axis_names = self.strs_attr(root, "output_axes")?;
         let output_name = self.str_attr(root, "output_name", "")?;
-        let output_unit = self.str_attr(root, "output_unit", "").unwrap_or_default();
+        let output_unit = self.opt_str_attr(root, "output_unit", "")?;
         let grid = self
             .f
             .group("grid")
@@ -679,17 +751,15 @@ impl Reader {
                 .dataset(name)
                 .map_err(|_| self.missing(format!("dataset /grid/{name}")))?;
             self.check_size(&format!("/grid/{name}"), &ds.shape(), false)?;
-            let values = ds
-                .read_raw::<f64>()
-                .map_err(|_| self.invalid(format!("/grid/{name} is not a float array")))?;
+            let values = ds.read_raw::<f64>().map_err(|e| {
+                self.read_failed(&format!("/grid/{name}"), Want::Float, ds.dtype(), &e)
+            })?;
             if ds.ndim() != 1 || values.is_empty() || values.iter().any(|v| !v.is_finite()) {
                 return Err(
                     self.invalid(format!("/grid/{name} must be a non-empty finite 1-D array"))
                 );
             }
-            let unit = self
-                .str_attr(&ds, "unit", &format!("/grid/{name} "))
-                .unwrap_or_default();
+            let unit = self.opt_str_attr(&ds, "unit", &format!("/grid/{name} "))?;
             axes.push(Axis {
                 name: name.clone(),
                 unit,
@@ -734,17 +804,48 @@ impl Reader {
                 .map_err(|_| self.invalid(format!("/fidelity/{name} is not a group")))?;
             levels.push(self.read_level(&g, level, &meta)?);
         }
+        self.check_bounds(&meta, &levels)?;
         Ok(Dataset { meta, levels })
+    }
+
+    /// The declared input ranges are ordered and finite, and every sample's design point
+    /// (pending ones too: the design is written up front) lies inside them: a model trained on the file
+    /// refuses predictions outside the declared box, so a file whose samples leave it is
+    /// refused here, the same way by check, train and run.
+    fn check_bounds(&self, meta: &Meta, levels: &[LevelData]) -> Result<(), DataError> {
+        for (j, name) in meta.input_names.iter().enumerate() {
+            let (lo, hi) = (meta.input_lower[j], meta.input_upper[j]);
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                return Err(self.invalid(format!(
+                    "input {name} declares the range [{lo}, {hi}] (input_lower/input_upper): not a finite, ordered range"
+                )));
+            }
+            let slack = 1e-12 * (hi - lo).abs().max(lo.abs()).max(hi.abs());
+            for l in levels {
+                let outside = (0..l.inputs.nrows()).find(|&i| {
+                    let x = l.inputs[[i, j]];
+                    !(x >= lo - slack && x <= hi + slack)
+                });
+                if let Some(i) = outside {
+                    return Err(self.invalid(format!(
+                        "/fidelity/{}/inputs[{i}]: {name} = {} lies outside its declared range [{lo}, {hi}]",
+                        l.level,
+                        l.inputs[[i, j]]
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn read_level(&self, g: &Group, level: usize, meta: &Meta) -> Result<LevelData, DataError> {
         let at = |what: &str| format!("/fidelity/{level}/{what}");
-        let lname = self
-            .str_attr(g, "name", &format!("/fidelity/{level} "))
-            .unwrap_or_else(|_| level.to_string());
-        let description = self
-            .str_attr(g, "description", &format!("/fidelity/{level} "))
-            .unwrap_or_default();
+        let whose = format!("/fidelity/{level} ");
+        let lname = match self.opt_str_attr(g, "name", &whose)? {
+            n if n.is_empty() => level.to_string(),
+            n => n,
+        };
+        let description = self.opt_str_attr(g, "description", &whose)?;
         let mut settings = Vec::new();
         let names = contained(|| g.attr_names())
             .map_err(|_| {
@@ -757,8 +858,22 @@ impl Reader {
             if ["name", "level", "description", "offline_cost_s"].contains(&a.as_str()) {
                 continue;
             }
-            if let Ok(v) = g.attr(&a).and_then(|x| x.read_scalar::<f64>()) {
-                settings.push((a, v));
+            // Numeric attributes are the level's settings; text ones are not ours to read.
+            // One that cannot be opened or read is damage, reported, not skipped.
+            let what = format!("attribute {whose}{a}");
+            let attr = g.attr(&a).map_err(|_| {
+                self.invalid(format!("{what} cannot be opened (the file is damaged)"))
+            })?;
+            use hdf5::types::TypeDescriptor as T;
+            match attr.dtype().and_then(|t| t.to_descriptor()) {
+                Ok(T::Integer(_) | T::Unsigned(_) | T::Float(_)) => {
+                    let v = attr
+                        .read_scalar::<f64>()
+                        .map_err(|e| self.read_failed(&what, Want::Float, attr.dtype(), &e))?;
+                    settings.push((a, v));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(self.read_failed(&what, Want::Float, attr.dtype(), &e)),
             }
         }
         let open = |what: &str| {
@@ -782,7 +897,7 @@ impl Reader {
         let n = shape[0];
         let inputs: Array2<f64> = inputs_ds
             .read_2d::<f64>()
-            .map_err(|_| self.invalid(format!("{} is not a float array", at("inputs"))))?;
+            .map_err(|e| self.read_failed(&at("inputs"), Want::Float, inputs_ds.dtype(), &e))?;
         let outputs_ds = open("outputs")?;
         let mut expected = vec![n];
         expected.extend(meta.output_shape());
@@ -796,7 +911,7 @@ impl Reader {
         }
         let flat = outputs_ds
             .read_raw::<f64>()
-            .map_err(|_| self.invalid(format!("{} is not a float array", at("outputs"))))?;
+            .map_err(|e| self.read_failed(&at("outputs"), Want::Float, outputs_ds.dtype(), &e))?;
         let outputs = Array2::from_shape_vec((n, meta.output_len()), flat)
             .map_err(|e| self.invalid(e.to_string()))?;
         let vec1 = |what: &str| -> Result<hdf5::Dataset, DataError> {
@@ -811,12 +926,16 @@ impl Reader {
             }
             Ok(ds)
         };
-        let cost_s: Array1<f64> = vec1("cost_s")?
-            .read_1d::<f64>()
-            .map_err(|_| self.invalid(format!("{} is not a float array", at("cost_s"))))?;
-        let status: Array1<u8> = vec1("status")?
+        let read_f64 = |what: &str| -> Result<Array1<f64>, DataError> {
+            let ds = vec1(what)?;
+            ds.read_1d::<f64>()
+                .map_err(|e| self.read_failed(&at(what), Want::Float, ds.dtype(), &e))
+        };
+        let cost_s = read_f64("cost_s")?;
+        let status_ds = vec1("status")?;
+        let status: Array1<u8> = status_ds
             .read_1d::<u8>()
-            .map_err(|_| self.invalid(format!("{} is not an integer array", at("status"))))?;
+            .map_err(|e| self.read_failed(&at("status"), Want::Integer, status_ds.dtype(), &e))?;
         if let Some((i, s)) = status
             .iter()
             .enumerate()
@@ -828,9 +947,10 @@ impl Reader {
             )));
         }
         let role = if g.link_exists("role") {
-            let r: Array1<u8> = vec1("role")?
+            let ds = vec1("role")?;
+            let r: Array1<u8> = ds
                 .read_1d::<u8>()
-                .map_err(|_| self.invalid(format!("{} is not an integer array", at("role"))))?;
+                .map_err(|e| self.read_failed(&at("role"), Want::Integer, ds.dtype(), &e))?;
             if let Some((i, v)) = r.iter().enumerate().find(|(_, v)| **v > 1) {
                 return Err(self.invalid(format!(
                     "{}[{i}] = {v}, expected 0 (train) or 1 (test)",
@@ -842,24 +962,31 @@ impl Reader {
             None
         };
         let seed = if g.link_exists("seed") {
-            Some(vec1("seed")?.read_1d::<u64>().map_err(|_| {
-                self.invalid(format!("{} is not an unsigned integer array", at("seed")))
-            })?)
+            let ds = vec1("seed")?;
+            Some(
+                ds.read_1d::<u64>()
+                    .map_err(|e| self.read_failed(&at("seed"), Want::Unsigned, ds.dtype(), &e))?,
+            )
         } else {
             None
         };
-        let offline_cost_s = g
-            .attr("offline_cost_s")
-            .ok()
-            .and_then(|a| a.read_scalar::<f64>().ok());
+        let offline_cost_s = match g.attr("offline_cost_s") {
+            Ok(a) => Some(a.read_scalar::<f64>().map_err(|e| {
+                self.read_failed(
+                    &format!("attribute {whose}offline_cost_s"),
+                    Want::Float,
+                    a.dtype(),
+                    &e,
+                )
+            })?),
+            Err(_) => None,
+        };
         let mut diagnostics = std::collections::BTreeMap::new();
         if let Ok(dg) = g.group("diagnostics") {
             let names = dg.member_names().map_err(|e| self.invalid(e.to_string()))?;
             for name in names {
                 let what = format!("diagnostics/{name}");
-                let v = vec1(&what)?
-                    .read_1d::<f64>()
-                    .map_err(|_| self.invalid(format!("{} is not a float array", at(&what))))?;
+                let v = read_f64(&what)?;
                 diagnostics.insert(name, v);
             }
         }
@@ -896,13 +1023,11 @@ impl Reader {
                 }
                 let flat = ds
                     .read_raw::<f64>()
-                    .map_err(|_| self.invalid(format!("{} is not a float array", at(&what))))?;
+                    .map_err(|e| self.read_failed(&at(&what), Want::Float, ds.dtype(), &e))?;
                 let per: usize = shape[1..].iter().product();
                 let values = Array2::from_shape_vec((n, per), flat)
                     .map_err(|e| self.invalid(e.to_string()))?;
-                let unit = self
-                    .str_attr(&ds, "unit", &format!("{} ", at(&what)))
-                    .unwrap_or_default();
+                let unit = self.opt_str_attr(&ds, "unit", &format!("{} ", at(&what)))?;
                 extras.push(crate::dataset::ExtraData {
                     name,
                     unit,

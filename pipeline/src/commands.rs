@@ -527,6 +527,8 @@ fn parse_list<T: std::str::FromStr>(flag: &str, v: &[String]) -> Result<Vec<T>> 
         .collect()
 }
 
+const MAX_SEEDS: u64 = 10_000;
+
 fn parse_seeds(s: &str) -> Result<Vec<u64>> {
     let bad = || anyhow::anyhow!("--seeds {s:?}: expected a range like 0-4 or a list like 0,1,7");
     if let Some((a, b)) = s.split_once('-') {
@@ -536,6 +538,14 @@ fn parse_seeds(s: &str) -> Result<Vec<u64>> {
         );
         if a > b {
             return Err(bad());
+        }
+        // Every seed is a full set of fits; a typo like 0-1000000 would otherwise start
+        // millions of them and print nothing until the first finished.
+        if b - a >= MAX_SEEDS {
+            bail!(
+                "--seeds {s}: {} seeds; at most {MAX_SEEDS} (each seed repeats every fit)",
+                (b - a).saturating_add(1)
+            );
         }
         return Ok((a..=b).collect());
     }
@@ -632,8 +642,17 @@ fn train(a: TrainArgs) -> Result<()> {
         None => RunConfig::embedded(&ds.meta.problem)
             .unwrap_or_else(|_| RunConfig::generic(&ds.meta.problem)),
     };
+    if !cfg.problem.is_empty() && cfg.problem != ds.meta.problem {
+        bail!(
+            "config is for problem {:?}, but {} holds {:?}",
+            cfg.problem,
+            a.dataset.display(),
+            ds.meta.problem
+        );
+    }
     if !a.model.is_empty() {
         cfg.protocol.models = a.model.clone();
+        config::no_duplicates("--model", &cfg.protocol.models)?;
     }
     if let Some(v) = &a.n_hf {
         cfg.protocol.n_hf = parse_list("--n-hf", v)?;
@@ -653,8 +672,21 @@ fn train(a: TrainArgs) -> Result<()> {
     if let Some(s) = &a.n_test {
         cfg.protocol.n_test = s
             .parse()
-            .map_err(|_| anyhow::anyhow!("--n-test {s:?}: expected a non-negative integer"))?;
+            .ok()
+            .filter(|&n: &usize| n > 0)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--n-test {s:?}: expected a positive integer (the fits are scored on these samples)"
+                )
+            })?;
     }
+    for (name, list) in [
+        ("--n-lf", &cfg.protocol.n_lf),
+        ("--n-hf", &cfg.protocol.n_hf),
+    ] {
+        config::no_duplicates(name, list)?;
+    }
+    config::no_duplicates("--seeds", &cfg.protocol.seeds)?;
     let mut middle = Vec::new();
     let (mut lf_level, mut hf_level) = (ds.levels[0].level, ds.levels.last().unwrap().level);
     if let Some(l) = &a.levels {
@@ -708,6 +740,11 @@ fn train(a: TrainArgs) -> Result<()> {
     } else {
         lf_level = a.lf_level.unwrap_or(lf_level);
         hf_level = a.hf_level.unwrap_or(hf_level);
+        if lf_level >= hf_level {
+            bail!(
+                "--lf-level {lf_level} is not below --hf-level {hf_level}: levels are numbered cheapest first, and the low fidelity is the cheaper one"
+            );
+        }
     }
     let out = a
         .out

@@ -17,7 +17,7 @@ const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/configs.rs
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
-    #[serde(default = "default_version")]
+    /// Required: a config states the format it was written for.
     pub version: u32,
     /// The problem this config is for; omitted = any (the one named on the command line), as
     /// in configs/synthetic-fig3.toml, which serves borehole, currin and park.
@@ -211,10 +211,6 @@ pub struct StageScheme {
     pub stages: Vec<Vec<String>>,
 }
 
-fn default_version() -> u32 {
-    CONFIG_VERSION
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
@@ -336,6 +332,37 @@ impl Default for Smoke {
 /// The levels and per-level sample counts of a generation, named as the user gave them
 /// (config keys or CLI flags): non-empty, one count per level, levels strictly increasing,
 /// every count at least 1.
+/// The first float in `v` that is NaN or infinite, with its dotted key path.
+fn non_finite(v: &toml::Value, path: &str) -> Option<(String, f64)> {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        toml::Value::Float(f) if !f.is_finite() => Some((path.to_string(), *f)),
+        toml::Value::Table(t) => t.iter().find_map(|(k, x)| non_finite(x, &join(k))),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| non_finite(x, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// Refuses a list that names an entry twice (two identical fits would overwrite each other's
+/// saved model and double-count in the means).
+pub fn no_duplicates<T: PartialEq + std::fmt::Debug>(name: &str, list: &[T]) -> Result<()> {
+    for (i, x) in list.iter().enumerate() {
+        if list[..i].contains(x) {
+            bail!("{name} {list:?} lists {x:?} twice");
+        }
+    }
+    Ok(())
+}
+
 pub fn check_levels(levels: &[usize], n: &[usize], names: (&str, &str)) -> Result<()> {
     let (ln, nn) = names;
     if levels.is_empty() {
@@ -387,13 +414,37 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// A config file; the sections it leaves out take the generic defaults, and a note says
+    /// which (an empty file is not silently a different experiment).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
+        let cfg = Self::parse(&text, &path.display().to_string())?;
+        if let Ok(table) = text.parse::<toml::Table>() {
+            let missing: Vec<&str> = ["data", "protocol", "models"]
+                .into_iter()
+                .filter(|k| !table.contains_key(*k))
+                .collect();
+            if !missing.is_empty() {
+                crate::progress::note(format!(
+                    "{}: no [{}] section: the generic defaults apply (configs/{}.toml has the standard protocol)",
+                    path.display(),
+                    missing.join("], ["),
+                    if cfg.problem.is_empty() { "<problem>" } else { &cfg.problem },
+                ));
+            }
+        }
+        Ok(cfg)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        // TOML has nan and inf; no setting takes them, and serde would report them as
+        // "invalid type: null" after the conversion to JSON. Name the key instead.
+        if let Ok(table) = text.parse::<toml::Table>() {
+            if let Some((key, v)) = non_finite(&toml::Value::Table(table), "") {
+                bail!("{origin}: invalid config: {key} = {v}: not a finite number");
+            }
+        }
         let cfg: RunConfig = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -504,6 +555,13 @@ impl RunConfig {
         }
         if p.seeds.is_empty() {
             bail!("protocol.seeds is empty");
+        }
+        no_duplicates("protocol.seeds", &p.seeds)?;
+        no_duplicates("protocol.models", &p.models)?;
+        no_duplicates("protocol.n_lf", &p.n_lf)?;
+        no_duplicates("protocol.n_hf", &p.n_hf)?;
+        if p.n_test == 0 {
+            bail!("protocol.n_test = 0: need at least one test sample to score the fits");
         }
         if p.models.is_empty() {
             bail!("protocol.models is empty");

@@ -613,7 +613,17 @@ pub fn run(
         plan.n_test
     );
     let max_hf = *plan.n_hf.iter().max().unwrap();
-    let max_lf = *plan.n_lf.iter().max().unwrap();
+    // LF samples are needed only when some model takes a cheaper source (an HF-only run
+    // with a large --n-lf is not short of anything).
+    let mut any_multi = false;
+    for m in &plan.models {
+        any_multi |= registry::info(&m.kind)?.sources.uses_cheaper();
+    }
+    let max_lf = if any_multi {
+        *plan.n_lf.iter().max().unwrap()
+    } else {
+        0
+    };
     let data = Data::new(
         ds,
         plan.lf_level,

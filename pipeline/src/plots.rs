@@ -502,15 +502,17 @@ pub fn scatter(
     title: &str,
     panels: &[(String, f64, Vec<f64>, Vec<f64>)],
 ) -> Result<()> {
-    scatter_grid(path, title, panels, panels.len().min(4))
+    scatter_grid(path, title, panels, panels.len().min(4), false)
 }
 
-/// Predicted-vs-true panels in rows of `cols`.
+/// Predicted-vs-true panels in rows of `cols`; with `row_colours`, one colour per row (a row
+/// is one model at several N_H), otherwise one per panel.
 pub fn scatter_grid(
     path: &Path,
     title: &str,
     panels: &[(String, f64, Vec<f64>, Vec<f64>)],
     cols: usize,
+    row_colours: bool,
 ) -> Result<()> {
     init_font();
     if panels.is_empty() || cols == 0 {
@@ -567,7 +569,7 @@ pub fn scatter_grid(
             } else {
                 (2, 0.35)
             };
-            let c = color(k);
+            let c = color(if row_colours { k / cols } else { k });
             // The points are rasterised (one image, not thousands of circles in the SVG); the
             // axes go on top of them.
             let (pw, ph) = chart.plotting_area().dim_in_pixel();

@@ -663,6 +663,7 @@ impl Exporter<RunSummary<'_>> for Figures {
                 ),
                 &grid,
                 n_hfs.len(),
+                true,
             )?;
             files.push("pred_vs_true_by_nhf.png".into());
         }

@@ -189,17 +189,17 @@ fn bad_configs_are_one_line() {
     let d = tmp();
     std::fs::write(
         d.path().join("broken.toml"),
-        "problem = \"burgers\"\n[data\nseed = 1\n",
+        "version = 1\nproblem = \"burgers\"\n[data\nseed = 1\n",
     )
     .unwrap();
     fails_in(
         d.path(),
         &["run", "burgers", "--config", "broken.toml"],
-        "malformed config at line 2",
+        "malformed config at line 3",
     );
     std::fs::write(
         d.path().join("unknown.toml"),
-        "problem = \"burgers\"\nfoo = 3\n",
+        "version = 1\nproblem = \"burgers\"\nfoo = 3\n",
     )
     .unwrap();
     fails_in(
@@ -209,7 +209,7 @@ fn bad_configs_are_one_line() {
     );
     std::fs::write(
         d.path().join("neg.toml"),
-        "problem = \"burgers\"\n[data]\nn = [-4, 10]\n",
+        "version = 1\nproblem = \"burgers\"\n[data]\nn = [-4, 10]\n",
     )
     .unwrap();
     fails_in(
@@ -219,7 +219,7 @@ fn bad_configs_are_one_line() {
     );
     std::fs::write(
         d.path().join("small.toml"),
-        "problem = \"burgers\"\n[data]\nn = [32, 40]\n",
+        "version = 1\nproblem = \"burgers\"\n[data]\nn = [32, 40]\n",
     )
     .unwrap();
     fails_in(
@@ -229,7 +229,7 @@ fn bad_configs_are_one_line() {
     );
     std::fs::write(
         d.path().join("model.toml"),
-        "problem = \"burgers\"\n[protocol]\nmodels = [\"gpx\"]\n",
+        "version = 1\nproblem = \"burgers\"\n[protocol]\nmodels = [\"gpx\"]\n",
     )
     .unwrap();
     fails_in(
@@ -239,7 +239,7 @@ fn bad_configs_are_one_line() {
     );
     std::fs::write(
         d.path().join("grid.toml"),
-        "problem = \"md\"\n[data]\ngrid = [6, 19]\n",
+        "version = 1\nproblem = \"md\"\n[data]\ngrid = [6, 19]\n",
     )
     .unwrap();
     fails_in(
@@ -249,7 +249,7 @@ fn bad_configs_are_one_line() {
     );
     std::fs::write(
         d.path().join("levels.toml"),
-        "problem = \"md\"\n[data]\nlevels = [0, 4]\nn = [8, 8]\n[protocol]\nlevels = [2, 4]\n",
+        "version = 1\nproblem = \"md\"\n[data]\nlevels = [0, 4]\nn = [8, 8]\n[protocol]\nlevels = [2, 4]\n",
     )
     .unwrap();
     fails_in(
@@ -259,7 +259,7 @@ fn bad_configs_are_one_line() {
     );
     std::fs::write(
         d.path().join("hp.toml"),
-        "problem = \"burgers\"\n[models.nn-hf]\nlr = -1.0\n",
+        "version = 1\nproblem = \"burgers\"\n[models.nn-hf]\nlr = -1.0\n",
     )
     .unwrap();
     fails_in(
@@ -272,6 +272,96 @@ fn bad_configs_are_one_line() {
         &["run", "burgers", "--config", "missing.toml"],
         "cannot read config missing.toml",
     );
+    // TOML's nan and inf are named by key, not "invalid type: null".
+    std::fs::write(
+        d.path().join("nan.toml"),
+        "version = 1\nproblem = \"burgers\"\n[models.dmf-trans]\nr1 = nan\n",
+    )
+    .unwrap();
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "nan.toml"],
+        "models.dmf-trans.r1 = NaN: not a finite number",
+    );
+    // An empty file is not silently the generic experiment: a config states its version.
+    std::fs::write(d.path().join("empty.toml"), "").unwrap();
+    fails_in(
+        d.path(),
+        &["run", "burgers", "--config", "empty.toml"],
+        "missing field `version`",
+    );
+    // Lists that name an entry twice, and an empty test set.
+    for (body, needle) in [
+        (
+            "[protocol]\nseeds = [0, 0]\n",
+            "protocol.seeds [0, 0] lists 0 twice",
+        ),
+        (
+            "[protocol]\nmodels = [\"ar\", \"ar\"]\n",
+            "protocol.models [\"ar\", \"ar\"] lists \"ar\" twice",
+        ),
+        ("[protocol]\nn_test = 0\n", "protocol.n_test = 0"),
+    ] {
+        std::fs::write(
+            d.path().join("lists.toml"),
+            format!("version = 1\nproblem = \"burgers\"\n{body}"),
+        )
+        .unwrap();
+        fails_in(
+            d.path(),
+            &["run", "burgers", "--config", "lists.toml"],
+            needle,
+        );
+    }
+}
+
+#[test]
+fn bad_train_arguments_are_one_line_and_refused_before_work() {
+    let d = tmp();
+    let o = pipeline(
+        d.path(),
+        &[
+            "generate", "burgers", "--levels", "0,1", "--n", "12,12", "--out", "b.h5",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let train = |extra: &[&str]| {
+        let mut a = vec!["train", "b.h5", "--n-hf", "2", "--n-lf", "2"];
+        if !extra.contains(&"--n-test") {
+            a.extend_from_slice(&["--n-test", "4"]);
+        }
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let currin = format!("{}/../configs/currin.toml", env!("CARGO_MANIFEST_DIR"));
+    for (extra, needle) in [
+        (
+            vec!["--config", currin.as_str()],
+            "config is for problem \"currin\", but b.h5 holds \"burgers\"",
+        ),
+        (
+            vec!["--n-test", "0"],
+            "--n-test \"0\": expected a positive integer",
+        ),
+        (
+            vec!["--lf-level", "1", "--hf-level", "0"],
+            "--lf-level 1 is not below --hf-level 0",
+        ),
+        (vec!["--models", "ar,ar"], "lists \"ar\" twice"),
+        (vec!["--seeds", "0,0"], "--seeds [0, 0] lists 0 twice"),
+        (vec!["--seeds", "0-1000000"], "1000001 seeds; at most 10000"),
+    ] {
+        let args = train(&extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_in(d.path(), &args, needle);
+    }
+    // An HF-only model does not need the LF samples it does not use.
+    let args = train(&[
+        "--models", "nn-hf", "--n-lf", "50", "--seeds", "0", "--out", "o",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = pipeline(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]

@@ -94,7 +94,10 @@ fn smoke_run_writes_results_report_and_plots() {
     let svg = std::fs::read_to_string(out.join("mae_fields.svg")).unwrap();
     assert!(svg.contains("href=\"data:image/png;base64,"));
     assert!(!svg.contains("\"data:png;"));
-    assert!(svg.matches("<rect").count() < 2000, "fields drawn as rectangles");
+    assert!(
+        svg.matches("<rect").count() < 2000,
+        "fields drawn as rectangles"
+    );
     // Hyperband (the default) chose dmf-trans's and dmf-2's learning rates, once per
     // (model, N_H) on the first seed's training data, within the configured space, and the
     // fits ran with the chosen values.
@@ -302,6 +305,7 @@ fn a_diverging_fit_is_scored_worst_and_the_run_goes_on() {
     std::fs::write(
         d.path().join("diverge.toml"),
         r#"
+version = 1
 problem = "burgers"
 [data]
 n = [8, 16]
@@ -582,7 +586,7 @@ fn a_sweep_over_n_lf_of_a_curve_output_draws_the_predicted_curves() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(
         d.path().join("md.toml"),
-        "problem = \"md\"\n[data]\ndesign = \"grid\"\ngrid = [3, 4]\nlevels = [2, 4]\nn = [12, 12]\n\
+        "version = 1\nproblem = \"md\"\n[data]\ndesign = \"grid\"\ngrid = [3, 4]\nlevels = [2, 4]\nn = [12, 12]\n\
          [protocol]\nn_lf = [4, 8]\nn_hf = [3]\nseeds = [0]\nn_test = 4\nmodels = [\"ar\", \"nn-hf\"]\n\
          [models.nn-hf]\nepochs = 50\n",
     )
