@@ -174,20 +174,12 @@ impl LevelData {
                 )));
             }
         }
-        self.status[i] = r.status;
-        self.cost_s[i] = r.cost_s;
+        self.set_scalars(i, r);
         self.outputs
             .row_mut(i)
             .iter_mut()
             .zip(&r.values)
             .for_each(|(o, v)| *o = *v);
-        self.seed.get_or_insert_with(|| Array1::zeros(n))[i] = r.seed;
-        self.failure.get_or_insert_with(|| vec![String::new(); n])[i] = r.failure.clone();
-        for (name, &v) in &r.diagnostics {
-            self.diagnostics
-                .entry(name.clone())
-                .or_insert_with(|| Array1::from_elem(n, f64::NAN))[i] = v;
-        }
         for e in &mut self.extras {
             let row = r.extras.iter().find(|(name, _)| name == &e.name);
             let mut dst = e.values.row_mut(i);
@@ -197,6 +189,22 @@ impl LevelData {
             }
         }
         Ok(())
+    }
+
+    /// The per-sample scalars of [`LevelData::set`] (status, cost, seed, failure text,
+    /// diagnostics), not the output and extras values: what a level whose values stream to
+    /// a file (`h5::Stream`) keeps in memory. `i` must be in range.
+    pub fn set_scalars(&mut self, i: usize, r: &SampleResult) {
+        let n = self.len();
+        self.status[i] = r.status;
+        self.cost_s[i] = r.cost_s;
+        self.seed.get_or_insert_with(|| Array1::zeros(n))[i] = r.seed;
+        self.failure.get_or_insert_with(|| vec![String::new(); n])[i] = r.failure.clone();
+        for (name, &v) in &r.diagnostics {
+            self.diagnostics
+                .entry(name.clone())
+                .or_insert_with(|| Array1::from_elem(n, f64::NAN))[i] = v;
+        }
     }
 
     /// One sample's result as stored (the inverse of [`LevelData::set`]).

@@ -5,7 +5,7 @@
 //! schema tag, every required attribute, every shape, status and role codes, and that every
 //! sample marked ok is finite, and say precisely what is wrong.
 
-use crate::dataset::{Dataset, LevelData, Meta, STATUS_OK, STATUS_PENDING};
+use crate::dataset::{Dataset, LevelData, Meta, SampleResult, STATUS_OK, STATUS_PENDING};
 use crate::{Axis, DataError, SCHEMA};
 use hdf5::types::VarLenUnicode;
 use hdf5::{File, Group, H5Type, Location};
@@ -94,8 +94,8 @@ mod scales {
 /// attached to every per-sample array, and CF `units`/`long_name` attributes and a
 /// `flag_values`/`flag_meanings` legend on `status`. Additions only: the mfpipe/1 members
 /// are unchanged.
-fn label_level(g: &Group, m: &Meta, l: &LevelData) -> hdf5::Result<()> {
-    let sample = index_scale(g, "sample", l.len(), "sample index within the level")?;
+fn label_level(g: &Group, m: &Meta, n: usize) -> hdf5::Result<()> {
+    let sample = index_scale(g, "sample", n, "sample index within the level")?;
     let (input, axes) = coordinate_scales(g, &m.input_names, &m.axes)?;
     label_inputs(
         &g.dataset("inputs")?,
@@ -202,17 +202,34 @@ fn put_array<T: H5Type + Copy>(g: &Group, name: &str, data: &ArrayD<T>) -> hdf5:
         b.with_data(data).create(name)?;
         return Ok(());
     }
-    // Chunk a few samples at a time: whole rows, about 1 MiB.
-    let row: usize = shape[1..].iter().product::<usize>().max(1);
-    let rows = (131_072 / row).clamp(1, shape[0]);
-    let mut chunk = shape.clone();
-    chunk[0] = rows;
     b.with_data(data)
-        .chunk(chunk)
+        .chunk(chunk_of(&shape))
         .shuffle()
         .deflate(1)
         .create(name)?;
     Ok(())
+}
+
+/// The chunk of a per-sample array: a few samples at a time, whole rows, about 1 MiB.
+fn chunk_of(shape: &[usize]) -> Vec<usize> {
+    let row: usize = shape[1..].iter().product::<usize>().max(1);
+    let mut chunk = shape.to_vec();
+    chunk[0] = (131_072 / row).clamp(1, shape[0].max(1));
+    chunk
+}
+
+/// A per-sample float array created empty (every row NaN until written), chunked and
+/// compressed like [`put_array`]'s, for rows streamed in by [`Stream`].
+fn empty_rows(g: &Group, name: &str, shape: &[usize]) -> hdf5::Result<hdf5::Dataset> {
+    let b = g.new_dataset::<f64>().shape(shape.to_vec());
+    if shape.iter().product::<usize>() == 0 {
+        return b.create(name);
+    }
+    b.chunk(chunk_of(shape))
+        .shuffle()
+        .deflate(1)
+        .fill_value(f64::NAN)
+        .create(name)
 }
 
 /// Write `ds` to `path` atomically (temporary file + rename).
@@ -357,44 +374,10 @@ fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
     let f = File::create(path).map_err(&e)?;
     let m = &ds.meta;
     (|| -> hdf5::Result<()> {
-        put_str(&f, "schema", SCHEMA)?;
-        put_str(&f, "problem", &m.problem)?;
-        put_str(&f, "created", &m.created)?;
-        put_str(&f, "generator", &m.generator)?;
-        put_scalar(&f, "seed", m.seed)?;
-        put_str(&f, "design", &m.design)?;
-        if let Some(sh) = m.shard {
-            put_scalar(&f, "shard_index", sh.index as u64)?;
-            put_scalar(&f, "shard_count", sh.count as u64)?;
-        }
-        put_strs(&f, "input_names", &m.input_names)?;
-        put_strs(&f, "input_units", &m.input_units)?;
-        put_f64s(&f, "input_lower", &m.input_lower)?;
-        put_f64s(&f, "input_upper", &m.input_upper)?;
-        let axis_names: Vec<String> = m.axes.iter().map(|a| a.name.clone()).collect();
-        put_strs(&f, "output_axes", &axis_names)?;
-        put_str(&f, "output_name", &m.output_name)?;
-        put_str(&f, "output_unit", &m.output_unit)?;
-        let grid = f.create_group("grid")?;
-        for a in &m.axes {
-            let d = grid
-                .new_dataset_builder()
-                .with_data(&a.values)
-                .create(a.name.as_str())?;
-            put_str(&d, "unit", &a.unit)?;
-            put_str(&d, "units", &a.unit)?;
-        }
-        let fid = f.create_group("fidelity")?;
+        let fid = write_meta(&f, m)?;
         let shape = m.output_shape();
         for l in &ds.levels {
-            let g = fid.create_group(&l.level.to_string())?;
-            put_str(&g, "name", &l.name)?;
-            put_scalar(&g, "level", l.level as u64)?;
-            put_str(&g, "description", &l.description)?;
-            for (k, v) in &l.settings {
-                put_scalar(&g, k, *v)?;
-            }
-            put_array(&g, "inputs", &l.inputs.clone().into_dyn())?;
+            let g = write_level_start(&fid, l)?;
             let mut oshape = vec![l.len()];
             oshape.extend(&shape);
             let outs = l
@@ -403,29 +386,6 @@ fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
                 .into_shape_with_order(IxDyn(&oshape))
                 .map_err(|e| hdf5::Error::from(e.to_string()))?;
             put_array(&g, "outputs", &outs)?;
-            put_array(&g, "cost_s", &l.cost_s.clone().into_dyn())?;
-            put_array(&g, "status", &l.status.clone().into_dyn())?;
-            if let Some(r) = &l.role {
-                put_array(&g, "role", &r.clone().into_dyn())?;
-            }
-            if let Some(seed) = &l.seed {
-                put_array(&g, "seed", &seed.clone().into_dyn())?;
-            }
-            if let Some(c) = l.offline_cost_s {
-                put_scalar(&g, "offline_cost_s", c)?;
-            }
-            if !l.diagnostics.is_empty() {
-                let dg = g.create_group("diagnostics")?;
-                for (name, v) in &l.diagnostics {
-                    put_array(&dg, name, &v.clone().into_dyn())?;
-                }
-            }
-            if let Some(fail) = &l.failure {
-                let v: Vec<VarLenUnicode> = fail.iter().map(|s| vlu(s)).collect();
-                g.new_dataset_builder()
-                    .with_data(&ndarray::Array1::from(v))
-                    .create("failure")?;
-            }
             if !l.extras.is_empty() {
                 let eg = g.create_group("extras")?;
                 for e in &l.extras {
@@ -441,7 +401,7 @@ fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
                     put_str(&d, "unit", &e.unit)?;
                 }
             }
-            label_level(&g, m, l)?;
+            write_level_end(&g, m, l)?;
         }
         Ok(())
     })()
@@ -449,9 +409,342 @@ fn write_to(path: &Path, ds: &Dataset) -> Result<(), DataError> {
     f.close().map_err(&e)
 }
 
+/// The root attributes, the grid, and the (empty) fidelity group.
+fn write_meta(f: &File, m: &Meta) -> hdf5::Result<Group> {
+    put_str(f, "schema", SCHEMA)?;
+    put_str(f, "problem", &m.problem)?;
+    put_str(f, "created", &m.created)?;
+    put_str(f, "generator", &m.generator)?;
+    put_scalar(f, "seed", m.seed)?;
+    put_str(f, "design", &m.design)?;
+    if let Some(sh) = m.shard {
+        put_scalar(f, "shard_index", sh.index as u64)?;
+        put_scalar(f, "shard_count", sh.count as u64)?;
+    }
+    put_strs(f, "input_names", &m.input_names)?;
+    put_strs(f, "input_units", &m.input_units)?;
+    put_f64s(f, "input_lower", &m.input_lower)?;
+    put_f64s(f, "input_upper", &m.input_upper)?;
+    let axis_names: Vec<String> = m.axes.iter().map(|a| a.name.clone()).collect();
+    put_strs(f, "output_axes", &axis_names)?;
+    put_str(f, "output_name", &m.output_name)?;
+    put_str(f, "output_unit", &m.output_unit)?;
+    let grid = f.create_group("grid")?;
+    for a in &m.axes {
+        let d = grid
+            .new_dataset_builder()
+            .with_data(&a.values)
+            .create(a.name.as_str())?;
+        put_str(&d, "unit", &a.unit)?;
+        put_str(&d, "units", &a.unit)?;
+    }
+    f.create_group("fidelity")
+}
+
+/// A level's group with its attributes and inputs (the outputs and extras follow).
+fn write_level_start(fid: &Group, l: &LevelData) -> hdf5::Result<Group> {
+    let g = fid.create_group(&l.level.to_string())?;
+    put_str(&g, "name", &l.name)?;
+    put_scalar(&g, "level", l.level as u64)?;
+    put_str(&g, "description", &l.description)?;
+    for (k, v) in &l.settings {
+        put_scalar(&g, k, *v)?;
+    }
+    put_array(&g, "inputs", &l.inputs.clone().into_dyn())?;
+    Ok(g)
+}
+
+/// The per-sample scalars of a level (cost, status, role, seed, diagnostics, failure
+/// texts), its offline cost, and the netCDF labels of everything in it.
+fn write_level_end(g: &Group, m: &Meta, l: &LevelData) -> hdf5::Result<()> {
+    put_array(g, "cost_s", &l.cost_s.clone().into_dyn())?;
+    put_array(g, "status", &l.status.clone().into_dyn())?;
+    if let Some(r) = &l.role {
+        put_array(g, "role", &r.clone().into_dyn())?;
+    }
+    if let Some(seed) = &l.seed {
+        put_array(g, "seed", &seed.clone().into_dyn())?;
+    }
+    if let Some(c) = l.offline_cost_s {
+        put_scalar(g, "offline_cost_s", c)?;
+    }
+    if !l.diagnostics.is_empty() {
+        let dg = g.create_group("diagnostics")?;
+        for (name, v) in &l.diagnostics {
+            put_array(&dg, name, &v.clone().into_dyn())?;
+        }
+    }
+    if let Some(fail) = &l.failure {
+        let v: Vec<VarLenUnicode> = fail.iter().map(|s| vlu(s)).collect();
+        g.new_dataset_builder()
+            .with_data(&ndarray::Array1::from(v))
+            .create("failure")?;
+    }
+    label_level(g, m, l.len())
+}
+
+/// Rows of one level waiting to be written: consecutive samples from `start`.
+struct Pending {
+    start: usize,
+    rows: usize,
+    outputs: Vec<f64>,
+    extras: Vec<Vec<f64>>,
+}
+
+/// Writes a dataset whose output values arrive sample by sample, holding only a block of
+/// rows per level in memory: the file is laid out as [`write`] lays it out (same groups,
+/// chunks, compression and labels), the outputs and extras are created empty and filled
+/// block by block, the per-sample scalars (status, cost, seed, diagnostics, failure) are
+/// kept and written at [`Stream::finish`], which renames the temporary file into place.
+pub struct Stream {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    file: File,
+    meta: Meta,
+    /// Levels as heads ([`read_head`]'s shape: outputs and extras without columns).
+    levels: Vec<LevelData>,
+    groups: Vec<Group>,
+    outputs: Vec<hdf5::Dataset>,
+    /// Per level: each declared extra's dataset and its values per sample.
+    extras: Vec<Vec<(String, hdf5::Dataset, usize)>>,
+    pending: Vec<Option<Pending>>,
+    block: usize,
+}
+
+impl Stream {
+    /// Start writing `path` (under a temporary name) for the levels of `head` (a dataset as
+    /// [`read_head`] gives it: outputs and extras without columns; every sample pending).
+    pub fn create(path: &Path, head: Dataset) -> Result<Self, DataError> {
+        let tmp = tmp_path(path);
+        let _ = std::fs::remove_file(&tmp);
+        let e = h5err(path);
+        let file = File::create(&tmp).map_err(&e)?;
+        let Dataset { meta, levels } = head;
+        let shape = meta.output_shape();
+        let d_out = meta.output_len();
+        let (mut groups, mut outputs, mut extras) = (Vec::new(), Vec::new(), Vec::new());
+        (|| -> hdf5::Result<()> {
+            let fid = write_meta(&file, &meta)?;
+            for l in &levels {
+                let g = write_level_start(&fid, l)?;
+                let mut oshape = vec![l.len()];
+                oshape.extend(&shape);
+                outputs.push(empty_rows(&g, "outputs", &oshape)?);
+                let mut ex = Vec::new();
+                if !l.extras.is_empty() {
+                    let eg = g.create_group("extras")?;
+                    for x in &l.extras {
+                        let mut eshape = vec![l.len()];
+                        eshape.extend(&x.shape);
+                        let d = empty_rows(&eg, &x.name, &eshape)?;
+                        put_str(&d, "unit", &x.unit)?;
+                        ex.push((x.name.clone(), d, x.shape.iter().product()));
+                    }
+                }
+                extras.push(ex);
+                groups.push(g);
+            }
+            Ok(())
+        })()
+        .map_err(&e)?;
+        // Blocks of whole chunks, about 16 MiB of outputs.
+        let chunk = chunk_of(&[1, d_out.max(1)])[0];
+        let block = ((2_097_152 / d_out.max(1)).max(1)).div_ceil(chunk) * chunk;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            file,
+            pending: levels.iter().map(|_| None).collect(),
+            meta,
+            levels,
+            groups,
+            outputs,
+            extras,
+            block,
+        })
+    }
+
+    /// The levels' per-sample scalars so far (status, cost, seed, ...), without values.
+    pub fn levels(&self) -> &[LevelData] {
+        &self.levels
+    }
+
+    /// Add to a level's offline (shared) cost.
+    pub fn add_offline_cost(&mut self, level_pos: usize, cost_s: f64) {
+        *self.levels[level_pos].offline_cost_s.get_or_insert(0.0) += cost_s;
+    }
+
+    pub fn set_offline_cost(&mut self, level_pos: usize, cost_s: Option<f64>) {
+        self.levels[level_pos].offline_cost_s = cost_s;
+    }
+
+    /// Store sample `i` of the level at `level_pos`. Errors as [`LevelData::set`]'s: a sample
+    /// out of range, outputs or extras of the wrong length, an undeclared extra.
+    pub fn put(&mut self, level_pos: usize, i: usize, r: &SampleResult) -> Result<(), DataError> {
+        let d_out = self.meta.output_len();
+        let l = &self.levels[level_pos];
+        let bad = |what: String| DataError::Numeric(format!("fidelity {}: {what}", l.level));
+        if i >= l.len() {
+            return Err(bad(format!("sample {i} out of range (n = {})", l.len())));
+        }
+        if r.values.len() != d_out {
+            return Err(bad(format!(
+                "sample {i} has {} output values, expected {d_out}",
+                r.values.len()
+            )));
+        }
+        for (name, v) in &r.extras {
+            match self.extras[level_pos].iter().find(|(n, _, _)| n == name) {
+                None => return Err(bad(format!("sample {i} has an undeclared extra {name:?}"))),
+                Some((_, _, len)) if v.len() != *len => {
+                    return Err(bad(format!(
+                        "extra {name:?} of sample {i} has {} values, expected {len}",
+                        v.len()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        // A sample that does not continue the level's block starts a new one.
+        let continues = matches!(&self.pending[level_pos], Some(p) if p.start + p.rows == i);
+        if !continues
+            || self.pending[level_pos]
+                .as_ref()
+                .is_some_and(|p| p.rows >= self.block)
+        {
+            self.flush(level_pos)?;
+        }
+        let ex = &self.extras[level_pos];
+        let n_extras = ex.len();
+        let p = self.pending[level_pos].get_or_insert_with(|| Pending {
+            start: i,
+            rows: 0,
+            outputs: Vec::new(),
+            extras: vec![Vec::new(); n_extras],
+        });
+        p.rows += 1;
+        p.outputs.extend_from_slice(&r.values);
+        for (k, (name, _, len)) in ex.iter().enumerate() {
+            match r.extras.iter().find(|(n, _)| n == name) {
+                Some((_, v)) => p.extras[k].extend_from_slice(v),
+                None => p.extras[k].extend(std::iter::repeat_n(f64::NAN, *len)),
+            }
+        }
+        self.levels[level_pos].set_scalars(i, r);
+        Ok(())
+    }
+
+    /// Write a level's pending block into its datasets.
+    fn flush(&mut self, level_pos: usize) -> Result<(), DataError> {
+        let Some(p) = self.pending[level_pos].take() else {
+            return Ok(());
+        };
+        let e = h5err(&self.path);
+        let rows = p.start..p.start + p.rows;
+        let write = |d: &hdf5::Dataset, values: Vec<f64>| -> hdf5::Result<()> {
+            let shape = d.shape();
+            let mut bshape = shape.clone();
+            bshape[0] = rows.len();
+            let block = ArrayD::from_shape_vec(IxDyn(&bshape), values)
+                .map_err(|err| hdf5::Error::from(err.to_string()))?;
+            let mut sel = vec![hdf5::SliceOrIndex::from(rows.clone())];
+            sel.extend(std::iter::repeat_n(
+                hdf5::SliceOrIndex::from(..),
+                shape.len() - 1,
+            ));
+            d.write_slice(&block, hdf5::Hyperslab::from(sel))
+        };
+        write(&self.outputs[level_pos], p.outputs).map_err(&e)?;
+        for ((_, d, _), v) in self.extras[level_pos].iter().zip(p.extras) {
+            write(d, v).map_err(&e)?;
+        }
+        Ok(())
+    }
+
+    /// Write what is left, the per-sample scalars and the labels, and move the file into
+    /// place (atomically: until then `path` keeps what it held).
+    pub fn finish(mut self) -> Result<(), DataError> {
+        for p in 0..self.levels.len() {
+            self.flush(p)?;
+        }
+        let path = self.path.clone();
+        let e = h5err(&path);
+        for (g, l) in self.groups.iter().zip(&self.levels) {
+            write_level_end(g, &self.meta, l).map_err(&e)?;
+        }
+        let Self {
+            tmp,
+            file,
+            groups,
+            outputs,
+            extras,
+            ..
+        } = self;
+        drop((groups, outputs, extras));
+        file.close().map_err(&e)?;
+        if let Ok(f) = std::fs::File::open(&tmp) {
+            let _ = f.sync_all();
+        }
+        std::fs::rename(&tmp, &path).map_err(|source| DataError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
 /// Read and validate a dataset. Samples not yet computed (status 2) are allowed here; call
 /// [`Dataset::require_complete`] before training on it.
 pub fn read(path: &Path) -> Result<Dataset, DataError> {
+    read_mode(path, false)
+}
+
+/// Everything of [`read`] but the output and extras values: the levels' `outputs` (and each
+/// extra's `values`) have no columns, shapes are still validated. What generation and merging
+/// need to resume or combine files of any size in bounded memory; the values are streamed
+/// with [`read_rows`].
+pub fn read_head(path: &Path) -> Result<Dataset, DataError> {
+    read_mode(path, true)
+}
+
+/// Rows `start, start + step, ...` (`count` of them) of one level's outputs, [count, D], and
+/// of each of its extras (by name).
+pub fn read_rows(
+    path: &Path,
+    level: usize,
+    (start, step, count): (usize, usize, usize),
+) -> Result<(Array2<f64>, Vec<(String, Array2<f64>)>), DataError> {
+    let e = h5err(path);
+    let f = File::open(path).map_err(&e)?;
+    let g = f.group(&format!("fidelity/{level}")).map_err(&e)?;
+    let block = |d: &hdf5::Dataset| -> hdf5::Result<Array2<f64>> {
+        let shape = d.shape();
+        let mut sel = vec![hdf5::SliceOrIndex::SliceCount {
+            start,
+            step: step.max(1),
+            count,
+            block: 1,
+        }];
+        sel.extend(std::iter::repeat_n(
+            hdf5::SliceOrIndex::from(..),
+            shape.len() - 1,
+        ));
+        let a: ArrayD<f64> = d.read_slice(hdf5::Hyperslab::from(sel))?;
+        let per: usize = shape[1..].iter().product();
+        a.into_shape_with_order((count, per))
+            .map_err(|err| hdf5::Error::from(err.to_string()))
+    };
+    let outputs = block(&g.dataset("outputs").map_err(&e)?).map_err(&e)?;
+    let mut extras = Vec::new();
+    if let Ok(eg) = g.group("extras") {
+        for name in eg.member_names().map_err(&e)? {
+            let v = block(&eg.dataset(&name).map_err(&e)?).map_err(&e)?;
+            extras.push((name, v));
+        }
+    }
+    Ok((outputs, extras))
+}
+
+fn read_mode(path: &Path, head: bool) -> Result<Dataset, DataError> {
     let p = path.display().to_string();
     if !path.exists() {
         return Err(DataError::Missing { path: p });
@@ -471,6 +764,7 @@ pub fn read(path: &Path) -> Result<Dataset, DataError> {
         path: p.clone(),
         f,
         file_len: meta_len,
+        head,
     };
     r.read()
 }
@@ -524,6 +818,8 @@ struct Reader {
     path: String,
     f: File,
     file_len: u64,
+    /// Skip the output and extras values ([`read_head`]).
+    head: bool,
 }
 
 /// Deflate cannot compress by more than about 1032:1, so no dataset of ours holds more than
@@ -909,11 +1205,15 @@ impl Reader {
                 expected,
             });
         }
-        let flat = outputs_ds
-            .read_raw::<f64>()
-            .map_err(|e| self.read_failed(&at("outputs"), Want::Float, outputs_ds.dtype(), &e))?;
-        let outputs = Array2::from_shape_vec((n, meta.output_len()), flat)
-            .map_err(|e| self.invalid(e.to_string()))?;
+        let outputs = if self.head {
+            Array2::zeros((n, 0))
+        } else {
+            let flat = outputs_ds.read_raw::<f64>().map_err(|e| {
+                self.read_failed(&at("outputs"), Want::Float, outputs_ds.dtype(), &e)
+            })?;
+            Array2::from_shape_vec((n, meta.output_len()), flat)
+                .map_err(|e| self.invalid(e.to_string()))?
+        };
         let vec1 = |what: &str| -> Result<hdf5::Dataset, DataError> {
             let ds = open(what)?;
             if ds.shape() != vec![n] {
@@ -1021,12 +1321,16 @@ impl Reader {
                         expected: vec![n],
                     });
                 }
-                let flat = ds
-                    .read_raw::<f64>()
-                    .map_err(|e| self.read_failed(&at(&what), Want::Float, ds.dtype(), &e))?;
                 let per: usize = shape[1..].iter().product();
-                let values = Array2::from_shape_vec((n, per), flat)
-                    .map_err(|e| self.invalid(e.to_string()))?;
+                let values = if self.head {
+                    Array2::zeros((n, 0))
+                } else {
+                    let flat = ds
+                        .read_raw::<f64>()
+                        .map_err(|e| self.read_failed(&at(&what), Want::Float, ds.dtype(), &e))?;
+                    Array2::from_shape_vec((n, per), flat)
+                        .map_err(|e| self.invalid(e.to_string()))?
+                };
                 let unit = self.opt_str_attr(&ds, "unit", &format!("{} ", at(&what)))?;
                 extras.push(crate::dataset::ExtraData {
                     name,

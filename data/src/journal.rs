@@ -69,6 +69,21 @@ impl Journal {
     /// Open (or create) the journal for a run and return the records already in it. A torn
     /// tail is truncated away so new records follow the last good one.
     pub fn open(path: &Path, fp: u64) -> Result<(Self, Vec<Record>), DataError> {
+        let mut records = Vec::new();
+        let j = Self::open_each(path, fp, |r| {
+            records.push(r);
+            Ok::<_, DataError>(())
+        })?;
+        Ok((j, records))
+    }
+
+    /// [`Journal::open`], handing each record to `each` as it is read instead of collecting
+    /// them: a journal of a million samples is replayed in bounded memory.
+    pub fn open_each<E: From<DataError>>(
+        path: &Path,
+        fp: u64,
+        mut each: impl FnMut(Record) -> Result<(), E>,
+    ) -> Result<Self, E> {
         let io = |source| DataError::Io {
             path: path.display().to_string(),
             source,
@@ -81,7 +96,6 @@ impl Journal {
             .open(path)
             .map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let mut records = Vec::new();
         if len < 16 {
             file.set_len(0).map_err(io)?;
             file.write_all(MAGIC).map_err(io)?;
@@ -94,37 +108,37 @@ impl Journal {
                 return Err(DataError::Invalid {
                     path: path.display().to_string(),
                     what: "journal of an older mfpipe version; remove it and rerun with --resume (finished samples in the dataset file are kept)".into(),
-                });
+                }
+                .into());
             }
             if &head[..8] != MAGIC {
                 return Err(DataError::Invalid {
                     path: path.display().to_string(),
                     what: "not an mfpipe journal".into(),
-                });
+                }
+                .into());
             }
             if u64::from_le_bytes(head[8..].try_into().unwrap()) != fp {
                 return Err(DataError::Invalid {
                     path: path.display().to_string(),
                     what: "journal belongs to a different run (problem, seed, design, levels or sample counts differ); remove it or rerun with the original settings".into(),
-                });
+                }
+                .into());
             }
             let mut good = 16u64;
             let mut r = BufReader::new(&mut file);
             while let Some((rec, size)) = read_record(&mut r) {
-                records.push(rec);
+                each(rec)?;
                 good += size;
             }
             drop(r);
             file.set_len(good).map_err(io)?;
         }
         file.seek(SeekFrom::End(0)).map_err(io)?;
-        Ok((
-            Self {
-                path: path.to_path_buf(),
-                file,
-            },
-            records,
-        ))
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Append records and push them to the OS, so a killed process keeps them.

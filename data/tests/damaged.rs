@@ -62,8 +62,7 @@ fn dataset() -> Dataset {
 }
 
 fn message(path: &Path) -> String {
-    h5::read(path).expect_err("the file is refused")
-        .to_string()
+    h5::read(path).expect_err("the file is refused").to_string()
 }
 
 #[test]

@@ -71,7 +71,12 @@ pub enum Cmd {
     /// Read a dataset and exit 0 (read), 1 (error) or die with libhdf5: the child side of
     /// `isolate::read`.
     #[command(name = "probe-read", hide = true)]
-    ProbeRead { path: PathBuf },
+    ProbeRead {
+        path: PathBuf,
+        /// Read everything but the output and extras values (`isolate::read_head`).
+        #[arg(long)]
+        head: bool,
+    },
 }
 
 #[derive(Args)]

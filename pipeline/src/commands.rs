@@ -12,7 +12,7 @@ use crate::{
 };
 use anyhow::{bail, Context, Result};
 use mfpipe_data::design::DesignKind;
-use mfpipe_data::{h5, Progress};
+use mfpipe_data::Progress;
 use mfpipe_fusion::Budget;
 use mfpipe_solvers::{registry, Simulator};
 use serde_json::json;
@@ -42,7 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Predict(a) => predict(a),
         Cmd::Bench(a) => bench(a),
         Cmd::Tradeoff(a) => tradeoff(a),
-        Cmd::ProbeRead { path } => isolate::probe_main(&path),
+        Cmd::ProbeRead { path, head } => isolate::probe_main(&path, head),
         Cmd::RbfStudy(a) => rbf_study(a),
     }
 }
@@ -554,9 +554,11 @@ fn parse_seeds(s: &str) -> Result<Vec<u64>> {
         .collect()
 }
 
-fn base_config(problem: &str, path: Option<&Path>) -> Result<RunConfig> {
+/// The config of `problem`: the file at `path` (a note names the `sections` the command
+/// uses that the file leaves to the generic defaults) or the embedded default.
+fn base_config(problem: &str, path: Option<&Path>, sections: &[&str]) -> Result<RunConfig> {
     let mut cfg = match path {
-        Some(p) => RunConfig::load(p)?,
+        Some(p) => RunConfig::load(p, sections)?,
         None => match RunConfig::embedded(problem) {
             Ok(c) => c,
             // Problems without a standard protocol still generate with the generic defaults.
@@ -573,7 +575,7 @@ fn base_config(problem: &str, path: Option<&Path>) -> Result<RunConfig> {
 
 fn generate(a: GenerateArgs) -> Result<()> {
     let sim = registry::by_name(&a.problem)?;
-    let cfg = base_config(&a.problem, a.config.as_deref())?;
+    let cfg = base_config(&a.problem, a.config.as_deref(), &["data"])?;
     let mut spec = generate::GenSpec {
         design: cfg.data.design,
         grid: cfg.data.grid.clone(),
@@ -618,7 +620,7 @@ fn generate(a: GenerateArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("{}.h5", a.problem)));
     let t0 = Instant::now();
     let s = generate::generate(sim.as_ref(), &spec, &out, a.resume, &progress::Bar::new())?;
-    let failed: usize = s.dataset.levels.iter().map(|l| l.failed()).sum();
+    let failed = s.failed;
     let part = spec
         .shard
         .map(|sh| format!(" (shard {}/{})", sh.index, sh.count))
@@ -638,7 +640,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let ds = isolate::read(&a.dataset)?;
     ds.require_complete(&a.dataset.display().to_string())?;
     let mut cfg = match &a.config {
-        Some(p) => RunConfig::load(p)?,
+        Some(p) => RunConfig::load(p, &["protocol", "models"])?,
         None => RunConfig::embedded(&ds.meta.problem)
             .unwrap_or_else(|_| RunConfig::generic(&ds.meta.problem)),
     };
@@ -817,7 +819,7 @@ fn train_and_report(
     };
     let bar = progress::Bar::new();
     let t0 = Instant::now();
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    crate::util::output_dir(out)?;
     let log = crate::fitlog::FitLog::open(out, resume)?;
     if resume && !log.is_empty() {
         note(format!(
@@ -862,7 +864,11 @@ fn train_and_report(
 
 fn run(a: RunArgs) -> Result<()> {
     let sim = registry::by_name(&a.problem)?;
-    let mut cfg = base_config(&a.problem, a.config.as_deref())?;
+    let mut cfg = base_config(
+        &a.problem,
+        a.config.as_deref(),
+        &["data", "protocol", "models"],
+    )?;
     if a.config.is_none() && RunConfig::embedded(&a.problem).is_err() {
         bail!(
             "no default config for problem {:?}; pass --config FILE",
@@ -883,7 +889,7 @@ fn run(a: RunArgs) -> Result<()> {
             a.problem.clone()
         })
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    crate::util::output_dir(&out)?;
     let dataset = out.join(format!("{}.h5", a.problem));
     let spec = generate::GenSpec {
         design: cfg.data.design,
@@ -980,7 +986,11 @@ fn run(a: RunArgs) -> Result<()> {
 
 fn tradeoff(a: TradeoffArgs) -> Result<()> {
     let sim = registry::by_name(&a.problem)?;
-    let mut cfg = base_config(&a.problem, a.config.as_deref())?;
+    let mut cfg = base_config(
+        &a.problem,
+        a.config.as_deref(),
+        &["data", "protocol", "models"],
+    )?;
     let mut t = cfg.tradeoff.clone();
     let budget = if a.smoke {
         cfg.smoke();
@@ -1025,7 +1035,7 @@ fn tradeoff(a: TradeoffArgs) -> Result<()> {
             if a.smoke { "-smoke" } else { "" }
         ))
     });
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    crate::util::output_dir(&out)?;
     let path = out.join(format!("{}.h5", a.problem));
     let t0 = Instant::now();
     let bar = progress::Bar::new();
@@ -1191,23 +1201,16 @@ fn parse_shard(s: &str) -> Result<mfpipe_data::dataset::Shard> {
 }
 
 fn merge(a: MergeArgs) -> Result<()> {
-    let shards = a
-        .shards
-        .iter()
-        .map(|p| Ok((p.display().to_string(), isolate::read(p)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let merged = generate::merge(&shards)?;
     if a.out.exists() {
         bail!(
             "{} already exists; remove it or choose another --out",
             a.out.display()
         );
     }
-    h5::write(&a.out, &merged)?;
-    let n: usize = merged.levels.iter().map(|l| l.len()).sum();
+    let n = generate::merge(&a.shards, &a.out)?;
     note(format!(
         "merged {} shards into {} ({n} samples)",
-        shards.len(),
+        a.shards.len(),
         a.out.display()
     ));
     Ok(())

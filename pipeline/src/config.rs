@@ -414,16 +414,21 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// A config file; the sections it leaves out take the generic defaults, and a note says
-    /// which (an empty file is not silently a different experiment).
-    pub fn load(path: &Path) -> Result<Self> {
+    /// A config file; of the `sections` the command uses, those the file leaves out take the
+    /// generic defaults, and a note says which (an empty file is not silently a different
+    /// experiment).
+    pub fn load(path: &Path, sections: &[&str]) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         let cfg = Self::parse(&text, &path.display().to_string())?;
         if let Ok(table) = text.parse::<toml::Table>() {
-            let missing: Vec<&str> = ["data", "protocol", "models"]
-                .into_iter()
+            // A study (sensitivity, searchers, multistage) brings its own protocol.
+            let study = table.contains_key("study");
+            let missing: Vec<&str> = sections
+                .iter()
+                .copied()
                 .filter(|k| !table.contains_key(*k))
+                .filter(|k| !(study && matches!(*k, "protocol" | "models")))
                 .collect();
             if !missing.is_empty() {
                 crate::progress::note(format!(

@@ -2,9 +2,13 @@
 //!
 //! The destination file is always a complete, valid HDF5 snapshot (written atomically):
 //! at the start every sample is marked "not yet computed" (status 2), and only the final
-//! write marks them done. Finished samples go to an append-only journal next to the file as
+//! rename marks them done. Finished samples go to an append-only journal next to the file as
 //! they complete, so a killed run keeps them and `--resume` neither recomputes nor
 //! duplicates any. The result does not depend on where a run was interrupted.
+//!
+//! Memory is bounded by a batch, not by the number of samples: results stream into the
+//! new file ([`h5::Stream`], a temporary name until it is complete) as they are journaled,
+//! and only the per-sample scalars (status, cost, seed, diagnostics) stay in memory.
 
 use anyhow::{bail, Context, Result};
 use mfpipe_data::dataset::{
@@ -38,7 +42,8 @@ pub fn generator_id() -> String {
     )
 }
 
-/// The dataset with inputs and seeds filled in and every sample pending.
+/// The dataset with inputs and seeds filled in and every sample pending, as a head (outputs
+/// and extras without columns: their values are streamed, see [`h5::read_head`]).
 pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
     let ps = sim.spec();
     let out = &ps.output;
@@ -60,16 +65,10 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
         axes: out.axes.clone(),
         shard: spec.shard,
     };
-    let extras: Vec<(String, String, Vec<usize>)> = ps
-        .extras
-        .iter()
-        .map(|e| (e.name.clone(), e.unit.clone(), e.shape.clone()))
-        .collect();
     let mut levels = Vec::new();
-    // Every sample's inputs, outputs, extras, seed, status, cost (and a margin for the
-    // failure text and diagnostics) are held in memory.
-    let extra_len: usize = ps.extras.iter().map(|e| e.len()).sum();
-    let per_sample = 8 * (specs.len() + out.len() + extra_len + 8);
+    // Every sample's inputs, seed, status and cost (and a margin for the failure text and
+    // diagnostics) are held in memory; outputs and extras are not.
+    let per_sample = 8 * (specs.len() + 16);
     for (&level, &n) in spec.levels.iter().zip(&spec.n) {
         crate::util::check_memory(
             &format!("{} samples of {} level {level}", n, ps.name),
@@ -85,9 +84,20 @@ pub fn skeleton(sim: &dyn Simulator, spec: &GenSpec) -> Result<Dataset> {
             fid.description,
             fid.settings,
             inputs,
-            out.len(),
-            &extras,
+            0,
+            &[],
         );
+        let n = l.len();
+        l.extras = ps
+            .extras
+            .iter()
+            .map(|e| mfpipe_data::dataset::ExtraData {
+                name: e.name.clone(),
+                unit: e.unit.clone(),
+                shape: e.shape.clone(),
+                values: ndarray::Array2::zeros((n, 0)),
+            })
+            .collect();
         l.seed = Some(
             l.inputs
                 .rows()
@@ -205,9 +215,9 @@ impl Drop for WriterLock {
 }
 
 pub struct GenSummary {
-    pub dataset: Dataset,
     pub computed: usize,
     pub reused: usize,
+    pub failed: usize,
 }
 
 /// Generate (or, with `resume`, finish) the dataset at `out`.
@@ -222,9 +232,12 @@ pub fn generate(
         mfpipe_solvers::check_level(sim, l)?;
     }
     let _lock = WriterLock::acquire(out)?;
-    let mut ds = skeleton(sim, spec)?;
+    let mut head = skeleton(sim, spec)?;
     let jpath = journal::journal_path(out);
-    let mut reused = 0;
+    // Samples an existing file already holds (only a file finished by hand or by an older
+    // version has some while others are pending): copied into the new file.
+    let mut keep: Vec<Vec<usize>> = vec![Vec::new(); head.levels.len()];
+    let mut offline = vec![None; head.levels.len()];
     if out.exists() {
         if !resume {
             bail!(
@@ -232,33 +245,37 @@ pub fn generate(
                 out.display()
             );
         }
-        let old = crate::isolate::read(out)
+        let old = crate::isolate::read_head(out)
             .with_context(|| format!("cannot resume {}", out.display()))?;
-        if !same_run(&ds, &old) {
+        if !same_run(&head, &old) {
             bail!("cannot resume {}: it was generated with a different problem, seed, design, levels or sample counts", out.display());
         }
-        if old.meta.shard != ds.meta.shard {
+        if old.meta.shard != head.meta.shard {
             bail!(
                 "cannot resume {}: it holds {}, not {}",
                 out.display(),
                 shard_name(old.meta.shard),
-                shard_name(ds.meta.shard)
+                shard_name(head.meta.shard)
             );
         }
-        ds.meta.created = old.meta.created.clone();
-        for (new, old) in ds.levels.iter_mut().zip(&old.levels) {
-            new.offline_cost_s = old.offline_cost_s;
-            for i in 0..new.len() {
-                if old.status[i] != STATUS_PENDING {
-                    let mut r = old.get(i);
-                    // A file from before seeds were stored keeps the seed this run derives.
-                    if old.seed.is_none() {
-                        r.seed = new.seed.as_ref().map_or(0, |s| s[i]);
-                    }
-                    new.set(i, &r)?;
-                    reused += 1;
-                }
-            }
+        head.meta.created = old.meta.created.clone();
+        for (p, l) in old.levels.iter().enumerate() {
+            offline[p] = l.offline_cost_s;
+            keep[p] = (0..l.len())
+                .filter(|&i| l.status[i] != STATUS_PENDING)
+                .collect();
+        }
+        let todo = global_order(&old).any(|(g, p, i)| {
+            old.levels[p].status[i] == STATUS_PENDING && spec.shard.is_none_or(|sh| sh.owns(g))
+        });
+        if !todo {
+            // Nothing left to compute: the file is as finished as this run would make it.
+            let _ = std::fs::remove_file(&jpath);
+            return Ok(GenSummary {
+                computed: 0,
+                reused: keep.iter().map(Vec::len).sum(),
+                failed: old.levels.iter().map(|l| l.failed()).sum(),
+            });
         }
     } else {
         // No snapshot means no run to continue: a stray journal is stale.
@@ -267,41 +284,73 @@ pub fn generate(
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        h5::write(out, &ds)?;
+        // The all-pending snapshot: outputs are unwritten chunks (read as NaN), so it is
+        // small and costs no memory however many samples it declares.
+        h5::Stream::create(out, head.clone())?.finish()?;
     }
-    let fp = journal::fingerprint(&ds);
-    let (mut jr, records) = Journal::open(&jpath, fp)?;
+    let fp = journal::fingerprint(&head);
+    let old_file = out.to_path_buf();
+    let mut stream = h5::Stream::create(out, head)?;
+    let mut reused = 0;
+    for (p, rows) in keep.iter().enumerate() {
+        stream.set_offline_cost(p, offline[p]);
+        let level = stream.levels()[p].level;
+        let old = if rows.is_empty() {
+            None
+        } else {
+            Some(crate::isolate::read(&old_file)?)
+        };
+        for &i in rows {
+            let l = &old.as_ref().expect("read above").levels[p];
+            let mut r = l.get(i);
+            // A file from before seeds were stored keeps the seed this run derives.
+            if l.seed.is_none() {
+                r.seed = stream.levels()[p].seed.as_ref().map_or(0, |s| s[i]);
+            }
+            stream
+                .put(p, i, &r)
+                .with_context(|| format!("cannot resume {} (level {level})", out.display()))?;
+            reused += 1;
+        }
+    }
     let misfit = || {
         anyhow::anyhow!(
             "{}: record does not fit the dataset; remove the journal to recompute",
             jpath.display()
         )
     };
-    for r in records {
+    let mut jr = Journal::open_each(&jpath, fp, |r| -> Result<()> {
         match r {
             Record::Sample {
                 level_pos,
                 sample,
                 result,
             } => {
-                let l = ds.levels.get_mut(level_pos).ok_or_else(misfit)?;
-                if sample < l.len() && l.status[sample] == STATUS_PENDING {
-                    l.set(sample, &result).map_err(|_| misfit())?;
-                    reused += 1;
-                } else if sample >= l.len() {
+                let l = stream.levels().get(level_pos).ok_or_else(misfit)?;
+                if sample >= l.len() {
                     return Err(misfit());
+                }
+                if l.status[sample] == STATUS_PENDING {
+                    stream
+                        .put(level_pos, sample, &result)
+                        .map_err(|_| misfit())?;
+                    reused += 1;
                 }
             }
             Record::Offline { level_pos, cost_s } => {
-                let l = ds.levels.get_mut(level_pos).ok_or_else(misfit)?;
-                *l.offline_cost_s.get_or_insert(0.0) += cost_s;
+                if level_pos >= stream.levels().len() {
+                    return Err(misfit());
+                }
+                stream.add_offline_cost(level_pos, cost_s);
             }
         }
-    }
+        Ok(())
+    })?;
 
-    let pending: Vec<(usize, usize)> = global_order(&ds)
+    let levels = stream.levels();
+    let pending: Vec<(usize, usize)> = global_order_of(levels)
         .filter(|&(g, p, i)| {
-            ds.levels[p].status[i] == STATUS_PENDING && spec.shard.is_none_or(|sh| sh.owns(g))
+            levels[p].status[i] == STATUS_PENDING && spec.shard.is_none_or(|sh| sh.owns(g))
         })
         .map(|(_, p, i)| (p, i))
         .collect();
@@ -314,7 +363,7 @@ pub fn generate(
         let mut records = Vec::with_capacity(chunk.len() + 1);
         for part in chunk.chunk_by(|a, b| a.0 == b.0) {
             let p = part[0].0;
-            let l = &ds.levels[p];
+            let l = &stream.levels()[p];
             let samples: Vec<Sample> = part
                 .iter()
                 .map(|&(_, i)| Sample {
@@ -336,45 +385,45 @@ pub fn generate(
                     samples.len()
                 );
             }
+            let d_out = sim.spec().output.len();
             for (((&(_, i), r), c), s) in part.iter().zip(results).zip(cost_s).zip(&samples) {
                 records.push(Record::Sample {
                     level_pos: p,
                     sample: i,
-                    result: stored(r, c, s.seed, l.outputs.ncols()),
+                    result: stored(r, c, s.seed, d_out),
                 });
             }
             for (level, cost_s) in offline_cost_s {
-                if let Some(level_pos) = ds.levels.iter().position(|l| l.level == level) {
+                if let Some(level_pos) = stream.levels().iter().position(|l| l.level == level) {
                     records.push(Record::Offline { level_pos, cost_s });
                 }
             }
         }
         jr.append(&records)?;
-        for r in &records {
+        for r in records {
             match r {
                 Record::Sample {
                     level_pos,
                     sample,
                     result,
-                } => ds.levels[*level_pos]
-                    .set(*sample, result)
-                    .with_context(|| {
-                        format!("{} broke its declared output or extras", sim.name())
-                    })?,
+                } => stream.put(level_pos, sample, &result).with_context(|| {
+                    format!("{} broke its declared output or extras", sim.name())
+                })?,
                 Record::Offline { level_pos, cost_s } => {
-                    *ds.levels[*level_pos].offline_cost_s.get_or_insert(0.0) += cost_s;
+                    stream.add_offline_cost(level_pos, cost_s);
                 }
             }
         }
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
-    h5::write(out, &ds)?;
+    let failed = stream.levels().iter().map(|l| l.failed()).sum();
+    stream.finish()?;
     jr.remove()?;
     Ok(GenSummary {
         computed: pending.len(),
         reused,
-        dataset: ds,
+        failed,
     })
 }
 
@@ -395,7 +444,8 @@ pub fn ensure(
         }
         Ok(ds) if same_run(&expected, &ds) => {
             progress.note(&format!("resuming {}", path.display()));
-            generate(sim, spec, path, true, progress)?.dataset
+            generate(sim, spec, path, true, progress)?;
+            crate::isolate::read(path)?
         }
         Ok(_) => bail!(
             "{} exists but was generated with other settings; remove it or pass another --out",
@@ -414,7 +464,7 @@ pub fn ensure(
                 s.computed,
                 t0.elapsed().as_secs_f64()
             ));
-            s.dataset
+            crate::isolate::read(path)?
         }
         Err(e) => return Err(e),
     })
@@ -423,7 +473,11 @@ pub fn ensure(
 /// Every sample as (global index, level position, index within the level): levels in
 /// order, samples in order. Shards partition this sequence.
 fn global_order(ds: &Dataset) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-    ds.levels
+    global_order_of(&ds.levels)
+}
+
+fn global_order_of(levels: &[LevelData]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    levels
         .iter()
         .enumerate()
         .flat_map(|(p, l)| (0..l.len()).map(move |i| (p, i)))
@@ -438,17 +492,22 @@ fn shard_name(s: Option<Shard>) -> String {
     }
 }
 
-/// Combine the shard files of one run into the dataset a single machine would have made.
-/// Refuses shards from different runs or code versions, duplicates, missing shards and
-/// shards with samples still to compute.
-pub fn merge(shards: &[(String, Dataset)]) -> Result<Dataset> {
+/// Combine the shard files of one run into `out`, the dataset a single machine would have
+/// made. Refuses shards from different runs or code versions, duplicates, missing shards and
+/// shards with samples still to compute. Streams: the shards are read as heads and their
+/// values block by block, so memory holds one block of rows, whatever the size.
+pub fn merge(paths: &[std::path::PathBuf], out: &Path) -> Result<usize> {
+    let shards = paths
+        .iter()
+        .map(|p| Ok((p.display().to_string(), crate::isolate::read_head(p)?)))
+        .collect::<Result<Vec<_>>>()?;
     let (first_path, first) = shards.first().context("no shard files given")?;
     let count = match first.meta.shard {
         Some(s) => s.count,
         None => bail!("{first_path} is a whole dataset, not a shard"),
     };
     let mut seen: Vec<Option<&str>> = vec![None; count];
-    for (path, ds) in shards {
+    for (path, ds) in &shards {
         let Some(sh) = ds.meta.shard else {
             bail!("{path} is a whole dataset, not a shard")
         };
@@ -479,35 +538,71 @@ pub fn merge(shards: &[(String, Dataset)]) -> Result<Dataset> {
     if let Some(i) = seen.iter().position(Option::is_none) {
         bail!("shard {i}/{count} is missing");
     }
-    let mut merged = first.clone();
-    merged.meta.shard = None;
-    let by_index: Vec<&(String, Dataset)> = (0..count)
+    // Shard k, in the order of the shard index.
+    let by_index: Vec<(&Path, &Dataset)> = (0..count)
         .map(|k| {
-            shards
+            let j = shards
                 .iter()
-                .find(|(_, d)| d.meta.shard.is_some_and(|s| s.index == k))
-                .expect("checked above")
+                .position(|(_, d)| d.meta.shard.is_some_and(|s| s.index == k))
+                .expect("checked above");
+            (paths[j].as_path(), &shards[j].1)
         })
         .collect();
-    for (g, p, i) in global_order(first).collect::<Vec<_>>() {
+    for (g, p, i) in global_order(first) {
         let (path, src) = by_index[g % count];
         let l = &src.levels[p];
         if l.status[i] == STATUS_PENDING {
-            bail!("{path} is not finished (sample {i} of fidelity {} is pending); finish it with `pipeline generate ... --resume`", l.level);
+            bail!("{} is not finished (sample {i} of fidelity {} is pending); finish it with `pipeline generate ... --resume`", path.display(), l.level);
         }
-        merged.levels[p].set(i, &l.get(i))?;
     }
-    // A shared offline stage ran once per shard that had samples of the level: the merged
-    // file records the CPU seconds all of them spent.
-    for (p, m) in merged.levels.iter_mut().enumerate() {
-        let total: f64 = by_index
+    let mut head = first.clone();
+    head.meta.shard = None;
+    let mut stream = h5::Stream::create(out, head)?;
+    let mut offset = 0;
+    for p in 0..first.levels.len() {
+        let (level, n) = (first.levels[p].level, first.levels[p].len());
+        // Blocks of about 4096 rows; within one, each shard is read once, at the rows it
+        // owns (every count-th sample of the global order).
+        for a in (0..n).step_by(4096) {
+            let b = (a + 4096).min(n);
+            let mut rows: Vec<Option<(Vec<f64>, Vec<(String, Vec<f64>)>)>> = vec![None; b - a];
+            for (k, (path, _)) in by_index.iter().enumerate() {
+                let first_row = a + (k + count - (offset + a) % count) % count;
+                if first_row >= b {
+                    continue;
+                }
+                let taken = (b - 1 - first_row) / count + 1;
+                let (outs, extras) = h5::read_rows(path, level, (first_row, count, taken))?;
+                for t in 0..taken {
+                    let ex = extras
+                        .iter()
+                        .map(|(name, v)| (name.clone(), v.row(t).to_vec()))
+                        .collect();
+                    rows[first_row + t * count - a] = Some((outs.row(t).to_vec(), ex));
+                }
+            }
+            for (t, row) in rows.into_iter().enumerate() {
+                let i = a + t;
+                let (_, src) = by_index[(offset + i) % count];
+                let mut r = src.levels[p].get(i);
+                let (values, extras) = row.expect("every row has its shard");
+                r.values = values;
+                if !r.extras.is_empty() {
+                    r.extras = extras;
+                }
+                stream.put(p, i, &r)?;
+            }
+        }
+        // A shared offline stage ran once per shard that had samples of the level: the merged
+        // file records the CPU seconds all of them spent.
+        let costs: Vec<f64> = by_index
             .iter()
             .filter_map(|(_, d)| d.levels[p].offline_cost_s)
-            .sum();
-        m.offline_cost_s = by_index
-            .iter()
-            .any(|(_, d)| d.levels[p].offline_cost_s.is_some())
-            .then_some(total);
+            .collect();
+        stream.set_offline_cost(p, (!costs.is_empty()).then(|| costs.iter().sum()));
+        offset += n;
     }
-    Ok(merged)
+    let total = offset;
+    stream.finish()?;
+    Ok(total)
 }

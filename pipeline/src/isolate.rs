@@ -25,12 +25,22 @@ pub fn read(path: &Path) -> Result<Dataset> {
     if cfg!(test) || !path.is_file() {
         return Ok(h5::read(path)?);
     }
-    probe(path)?;
+    probe(path, false)?;
     Ok(h5::read(path)?)
 }
 
+/// `h5::read_head(path)` in the same protection: everything but the output and extras
+/// values, so resuming or merging a file of any size takes bounded memory (in the child too).
+pub fn read_head(path: &Path) -> Result<Dataset> {
+    if cfg!(test) || !path.is_file() {
+        return Ok(h5::read_head(path)?);
+    }
+    probe(path, true)?;
+    Ok(h5::read_head(path)?)
+}
+
 /// Read `path` in a child process; Ok when the child returned, whatever it read.
-fn probe(path: &Path) -> Result<()> {
+fn probe(path: &Path, head: bool) -> Result<()> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     // Generous: a loop never ends, a large file on a slow disk does. MFPIPE_READ_TIMEOUT
     // (seconds) replaces the base (the fuzz replay and the tests use 1-2 s).
@@ -42,6 +52,7 @@ fn probe(path: &Path) -> Result<()> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg(PROBE)
         .arg(path)
+        .args(head.then_some("--head"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -84,7 +95,11 @@ fn probe(path: &Path) -> Result<()> {
 }
 
 /// The child's side: read and report through the exit code only.
-pub fn probe_main(path: &Path) -> Result<()> {
-    h5::read(path)?;
+pub fn probe_main(path: &Path, head: bool) -> Result<()> {
+    if head {
+        h5::read_head(path)?;
+    } else {
+        h5::read(path)?;
+    }
     Ok(())
 }

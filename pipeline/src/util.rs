@@ -69,3 +69,21 @@ pub fn check_memory(what: &str, count: usize, bytes_each: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Creates the output directory `dir` (and its parents) before any work, with an error that
+/// names it and says what is wrong: a file in the way, or a parent that cannot be created.
+pub fn output_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "--out {} exists and is not a directory; pass a directory (it is created if missing)",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the output directory {}: {}",
+            dir.display(),
+            one_line(&e.to_string())
+        )
+    })
+}
