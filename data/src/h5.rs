@@ -707,7 +707,7 @@ pub fn read_head(path: &Path) -> Result<Dataset, DataError> {
 }
 
 /// Rows `start, start + step, ...` (`count` of them) of one level's outputs, [count, D], and
-/// of each of its extras (by name).
+/// of each of its extras (by name). A read that fails names the array and the layer.
 pub fn read_rows(
     path: &Path,
     level: usize,
@@ -715,9 +715,23 @@ pub fn read_rows(
 ) -> Result<(Array2<f64>, Vec<(String, Array2<f64>)>), DataError> {
     let e = h5err(path);
     let f = File::open(path).map_err(&e)?;
-    let g = f.group(&format!("fidelity/{level}")).map_err(&e)?;
-    let block = |d: &hdf5::Dataset| -> hdf5::Result<Array2<f64>> {
+    let at = format!("/fidelity/{level}");
+    let g = f.group(&at).map_err(&e)?;
+    let invalid = |what: String| DataError::Invalid {
+        path: path.display().to_string(),
+        what,
+    };
+    let block = |d: &hdf5::Dataset, what: &str| -> Result<Array2<f64>, DataError> {
         let shape = d.shape();
+        let per: usize = shape[1..].iter().product();
+        // Checked before reading: a damaged header can claim any row length.
+        if count.saturating_mul(per) > 1 << 30
+            || (count > 0 && start + step.max(1) * (count - 1) >= shape[0])
+        {
+            return Err(invalid(format!(
+                "{what}: {count} rows of {per} values from row {start} do not fit its shape {shape:?}"
+            )));
+        }
         let mut sel = vec![hdf5::SliceOrIndex::SliceCount {
             start,
             step: step.max(1),
@@ -728,20 +742,55 @@ pub fn read_rows(
             hdf5::SliceOrIndex::from(..),
             shape.len() - 1,
         ));
-        let a: ArrayD<f64> = d.read_slice(hdf5::Hyperslab::from(sel))?;
-        let per: usize = shape[1..].iter().product();
+        let a: ArrayD<f64> = d.read_slice(hdf5::Hyperslab::from(sel)).map_err(|err| {
+            invalid(format!(
+                "{what}: {}",
+                failure_reason(Want::Float, d.dtype(), &err)
+            ))
+        })?;
         a.into_shape_with_order((count, per))
-            .map_err(|err| hdf5::Error::from(err.to_string()))
+            .map_err(|err| invalid(format!("{what}: {err}")))
     };
-    let outputs = block(&g.dataset("outputs").map_err(&e)?).map_err(&e)?;
+    let outputs = block(&g.dataset("outputs").map_err(&e)?, &format!("{at}/outputs"))?;
     let mut extras = Vec::new();
     if let Ok(eg) = g.group("extras") {
         for name in eg.member_names().map_err(&e)? {
-            let v = block(&eg.dataset(&name).map_err(&e)?).map_err(&e)?;
+            let v = block(
+                &eg.dataset(&name).map_err(&e)?,
+                &format!("{at}/extras/{name}"),
+            )?;
             extras.push((name, v));
         }
     }
     Ok((outputs, extras))
+}
+
+/// The values of a dataset read from the file block by block and checked as [`read`] checks
+/// them (a sample marked ok has finite outputs; every chunk decodes), holding one block:
+/// `pipeline check` on a file of any size. `head` is the file's [`read_head`].
+pub fn check_values(path: &Path, head: &Dataset) -> Result<(), DataError> {
+    let rows = (2_097_152 / head.meta.output_len().max(1)).max(1);
+    for l in &head.levels {
+        for a in (0..l.len()).step_by(rows) {
+            let b = (a + rows).min(l.len());
+            let (outs, _) = read_rows(path, l.level, (a, 1, b - a))?;
+            for i in a..b {
+                if l.status[i] != STATUS_OK {
+                    continue;
+                }
+                if let Some(j) = outs.row(i - a).iter().position(|v| !v.is_finite()) {
+                    return Err(DataError::Invalid {
+                        path: path.display().to_string(),
+                        what: format!(
+                            "/fidelity/{}/outputs[{i}] is marked ok but value {j} is not finite",
+                            l.level
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_mode(path: &Path, head: bool) -> Result<Dataset, DataError> {
@@ -814,6 +863,38 @@ impl Want {
     }
 }
 
+/// Why reading an array or attribute failed, by the layer that failed: its datatype is not
+/// what we store (or its header is unreadable), a compression filter, its dataspace, or the
+/// storage under it.
+fn failure_reason(want: Want, dtype: hdf5::Result<hdf5::Datatype>, e: &hdf5::Error) -> String {
+    use hdf5::types::TypeDescriptor as T;
+    use hdf5::MajorErrorCode as M;
+    let msg = first_line(&e.to_string());
+    let fits = |t: &T| match want {
+        Want::Float => matches!(t, T::Float(_)),
+        Want::Integer => matches!(t, T::Integer(_) | T::Unsigned(_)),
+        Want::Unsigned => matches!(t, T::Unsigned(_)),
+        Want::Text => matches!(
+            t,
+            T::VarLenUnicode | T::VarLenAscii | T::FixedAscii(_) | T::FixedUnicode(_)
+        ),
+    };
+    match dtype.and_then(|t| t.to_descriptor()) {
+        Err(_) => "its datatype header is unreadable (the file is damaged)".to_string(),
+        Ok(t) if !fits(&t) => format!("it holds {t}, expected {}", want.name()),
+        Ok(_) if e.contains_major(M::Pipeline) => {
+            format!("the compression filter failed on its data ({msg}); the file is damaged")
+        }
+        Ok(_) if e.contains_major(M::Dataspace) => {
+            format!("its dataspace is damaged ({msg})")
+        }
+        Ok(_) if e.contains_major(M::Datatype) => {
+            format!("its datatype could not be converted ({msg}); the file is damaged")
+        }
+        Ok(_) => format!("reading its data failed ({msg}); the file is damaged or truncated"),
+    }
+}
+
 struct Reader {
     path: String,
     f: File,
@@ -851,33 +932,7 @@ impl Reader {
         dtype: hdf5::Result<hdf5::Datatype>,
         e: &hdf5::Error,
     ) -> DataError {
-        use hdf5::types::TypeDescriptor as T;
-        use hdf5::MajorErrorCode as M;
-        let msg = first_line(&e.to_string());
-        let fits = |t: &T| match want {
-            Want::Float => matches!(t, T::Float(_)),
-            Want::Integer => matches!(t, T::Integer(_) | T::Unsigned(_)),
-            Want::Unsigned => matches!(t, T::Unsigned(_)),
-            Want::Text => matches!(
-                t,
-                T::VarLenUnicode | T::VarLenAscii | T::FixedAscii(_) | T::FixedUnicode(_)
-            ),
-        };
-        let reason = match dtype.and_then(|t| t.to_descriptor()) {
-            Err(_) => "its datatype header is unreadable (the file is damaged)".to_string(),
-            Ok(t) if !fits(&t) => format!("it holds {t}, expected {}", want.name()),
-            Ok(_) if e.contains_major(M::Pipeline) => {
-                format!("the compression filter failed on its data ({msg}); the file is damaged")
-            }
-            Ok(_) if e.contains_major(M::Dataspace) => {
-                format!("its dataspace is damaged ({msg})")
-            }
-            Ok(_) if e.contains_major(M::Datatype) => {
-                format!("its datatype could not be converted ({msg}); the file is damaged")
-            }
-            Ok(_) => format!("reading its data failed ({msg}); the file is damaged or truncated"),
-        };
-        self.invalid(format!("{what}: {reason}"))
+        self.invalid(format!("{what}: {}", failure_reason(want, dtype, e)))
     }
 
     /// A corrupted header can claim any shape. Refuse what the file cannot hold before the
@@ -1179,6 +1234,17 @@ impl Reader {
             self.check_size(&at(what), &ds.shape(), false)?;
             Ok::<_, DataError>(ds)
         };
+        // The output and extras values: a head read does not allocate them, and a file still
+        // being generated declares them in full while holding few (unwritten chunks take no
+        // space), so only their shapes are checked (against the inputs' sample count, which
+        // is bounded by the file).
+        let open_values = |what: &str| {
+            if !self.head {
+                return open(what);
+            }
+            g.dataset(what)
+                .map_err(|_| self.missing(format!("dataset {}", at(what))))
+        };
         let d = meta.input_names.len();
         let inputs_ds = open("inputs")?;
         let shape = inputs_ds.shape();
@@ -1194,7 +1260,7 @@ impl Reader {
         let inputs: Array2<f64> = inputs_ds
             .read_2d::<f64>()
             .map_err(|e| self.read_failed(&at("inputs"), Want::Float, inputs_ds.dtype(), &e))?;
-        let outputs_ds = open("outputs")?;
+        let outputs_ds = open_values("outputs")?;
         let mut expected = vec![n];
         expected.extend(meta.output_shape());
         if outputs_ds.shape() != expected {
@@ -1311,7 +1377,7 @@ impl Reader {
             let names = eg.member_names().map_err(|e| self.invalid(e.to_string()))?;
             for name in names {
                 let what = format!("extras/{name}");
-                let ds = open(&what)?;
+                let ds = open_values(&what)?;
                 let shape = ds.shape();
                 if shape.first() != Some(&n) {
                     return Err(DataError::Shape {

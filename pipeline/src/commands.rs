@@ -1217,7 +1217,9 @@ fn merge(a: MergeArgs) -> Result<()> {
 }
 
 fn check(a: CheckArgs) -> Result<()> {
-    let ds = isolate::read(&a.dataset)?;
+    // The head, then every value block by block: a file of any size, in bounded memory.
+    let ds = isolate::read_head(&a.dataset)?;
+    mfpipe_data::h5::check_values(&a.dataset, &ds)?;
     let m = &ds.meta;
     println!(
         "{}: schema mfpipe/1, problem {}, design {}, seed {}, generator {}",
@@ -1283,7 +1285,8 @@ fn check(a: CheckArgs) -> Result<()> {
         }
     }
     if let Some(other) = &a.same_as {
-        let b = isolate::read(other)?;
+        // Content comparison holds both files whole (datasets that fit in memory).
+        let (ds, b) = (isolate::read(&a.dataset)?, isolate::read(other)?);
         if !ds.same_content(&b) {
             bail!(
                 "{} and {} differ in content",

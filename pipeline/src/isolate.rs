@@ -30,7 +30,9 @@ pub fn read(path: &Path) -> Result<Dataset> {
 }
 
 /// `h5::read_head(path)` in the same protection: everything but the output and extras
-/// values, so resuming or merging a file of any size takes bounded memory (in the child too).
+/// values, so resuming, merging or checking a file of any size takes bounded memory. The
+/// child also reads every value (block by block), so a chunk on which libhdf5 crashes is
+/// met there.
 pub fn read_head(path: &Path) -> Result<Dataset> {
     if cfg!(test) || !path.is_file() {
         return Ok(h5::read_head(path)?);
@@ -97,7 +99,8 @@ fn probe(path: &Path, head: bool) -> Result<()> {
 /// The child's side: read and report through the exit code only.
 pub fn probe_main(path: &Path, head: bool) -> Result<()> {
     if head {
-        h5::read_head(path)?;
+        let ds = h5::read_head(path)?;
+        h5::check_values(path, &ds)?;
     } else {
         h5::read(path)?;
     }

@@ -316,6 +316,30 @@ fn bad_configs_are_one_line() {
 }
 
 #[test]
+fn output_paths_are_checked_before_work_and_named() {
+    let d = tmp();
+    std::fs::write(d.path().join("afile"), "not a directory").unwrap();
+    for cmd in [
+        vec!["run", "currin", "--smoke", "--out", "afile"],
+        vec!["tradeoff", "currin", "--smoke", "--out", "afile"],
+    ] {
+        fails_in(d.path(), &cmd, "--out afile exists and is not a directory");
+    }
+    fails_in(
+        d.path(),
+        &["run", "currin", "--smoke", "--out", "/proc/mfpipe-out"],
+        "cannot create the output directory /proc/mfpipe-out",
+    );
+    fails_in(
+        d.path(),
+        &["generate", "currin", "--n", "5,5", "--out", "afile/x.h5"],
+        "afile/x.h5",
+    );
+    // Nothing was computed on the way to those errors.
+    assert!(!d.path().join("afile.h5").exists());
+}
+
+#[test]
 fn bad_train_arguments_are_one_line_and_refused_before_work() {
     let d = tmp();
     let o = pipeline(
