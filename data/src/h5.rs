@@ -706,13 +706,16 @@ pub fn read_head(path: &Path) -> Result<Dataset, DataError> {
     read_mode(path, true)
 }
 
+/// A block of rows: the outputs [rows, D] and each extra's values (by name) [rows, len].
+pub type Rows = (Array2<f64>, Vec<(String, Array2<f64>)>);
+
 /// Rows `start, start + step, ...` (`count` of them) of one level's outputs, [count, D], and
 /// of each of its extras (by name). A read that fails names the array and the layer.
 pub fn read_rows(
     path: &Path,
     level: usize,
     (start, step, count): (usize, usize, usize),
-) -> Result<(Array2<f64>, Vec<(String, Array2<f64>)>), DataError> {
+) -> Result<Rows, DataError> {
     let e = h5err(path);
     let f = File::open(path).map_err(&e)?;
     let at = format!("/fidelity/{level}");

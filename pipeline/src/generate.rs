@@ -565,7 +565,9 @@ pub fn merge(paths: &[std::path::PathBuf], out: &Path) -> Result<usize> {
         // owns (every count-th sample of the global order).
         for a in (0..n).step_by(4096) {
             let b = (a + 4096).min(n);
-            let mut rows: Vec<Option<(Vec<f64>, Vec<(String, Vec<f64>)>)>> = vec![None; b - a];
+            // Per row of the block: its output values and its extras, once its shard is read.
+            type Row = (Vec<f64>, Vec<(String, Vec<f64>)>);
+            let mut rows: Vec<Option<Row>> = vec![None; b - a];
             for (k, (path, _)) in by_index.iter().enumerate() {
                 let first_row = a + (k + count - (offset + a) % count) % count;
                 if first_row >= b {
