@@ -561,10 +561,12 @@ pub fn merge(paths: &[std::path::PathBuf], out: &Path) -> Result<usize> {
     let mut offset = 0;
     for p in 0..first.levels.len() {
         let (level, n) = (first.levels[p].level, first.levels[p].len());
-        // Blocks of about 4096 rows; within one, each shard is read once, at the rows it
-        // owns (every count-th sample of the global order).
-        for a in (0..n).step_by(4096) {
-            let b = (a + 4096).min(n);
+        // Blocks of about 2M values (16 MiB; at least 8 rows per shard); within one, each
+        // shard is read once, at the rows it owns (every count-th sample of the global
+        // order).
+        let block = (2_097_152 / first.meta.output_len().max(1)).max(8 * count);
+        for a in (0..n).step_by(block) {
+            let b = (a + block).min(n);
             // Per row of the block: its output values and its extras, once its shard is read.
             type Row = (Vec<f64>, Vec<(String, Vec<f64>)>);
             let mut rows: Vec<Option<Row>> = vec![None; b - a];
