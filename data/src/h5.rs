@@ -509,6 +509,11 @@ pub struct Stream {
     extras: Vec<Vec<(String, hdf5::Dataset, usize)>>,
     pending: Vec<Option<Pending>>,
     block: usize,
+    /// Per level: the end of the highest row range written so far. A block that starts at
+    /// or past it may bridge gaps (rows of other shards, still pending) with NaN, the value
+    /// unwritten rows read as anyway: a shard's strided samples then go out in whole blocks
+    /// instead of one partial chunk per sample.
+    written: Vec<usize>,
 }
 
 impl Stream {
@@ -547,14 +552,15 @@ impl Stream {
             Ok(())
         })()
         .map_err(&e)?;
-        // Blocks of whole chunks, about 16 MiB of outputs.
-        let chunk = chunk_of(&[1, d_out.max(1)])[0];
+        // Blocks of whole chunks (chunk_of's rows), about 16 MiB of outputs.
+        let chunk = (131_072 / d_out.max(1)).max(1);
         let block = ((2_097_152 / d_out.max(1)).max(1)).div_ceil(chunk) * chunk;
         Ok(Self {
             path: path.to_path_buf(),
             tmp,
             file,
             pending: levels.iter().map(|_| None).collect(),
+            written: vec![0; levels.len()],
             meta,
             levels,
             groups,
@@ -605,17 +611,29 @@ impl Stream {
                 _ => {}
             }
         }
-        // A sample that does not continue the level's block starts a new one.
-        let continues = matches!(&self.pending[level_pos], Some(p) if p.start + p.rows == i);
+        // A sample continues the level's block if it follows it (across a gap only when the
+        // block lies past everything written, so a gap never covers a written row) and the
+        // block has room; otherwise the block is written and a new one starts.
+        let (written, block) = (self.written[level_pos], self.block);
+        let continues = matches!(&self.pending[level_pos], Some(p)
+            if i == p.start + p.rows || (i > p.start + p.rows && p.start >= written && i < p.start + block));
         if !continues
             || self.pending[level_pos]
                 .as_ref()
-                .is_some_and(|p| p.rows >= self.block)
+                .is_some_and(|p| p.rows >= block)
         {
             self.flush(level_pos)?;
         }
         let ex = &self.extras[level_pos];
         let n_extras = ex.len();
+        if let Some(p) = self.pending[level_pos].as_mut() {
+            let gap = i - (p.start + p.rows);
+            p.rows += gap;
+            p.outputs.extend(std::iter::repeat_n(f64::NAN, gap * d_out));
+            for (k, (_, _, len)) in ex.iter().enumerate() {
+                p.extras[k].extend(std::iter::repeat_n(f64::NAN, gap * len));
+            }
+        }
         let p = self.pending[level_pos].get_or_insert_with(|| Pending {
             start: i,
             rows: 0,
@@ -641,6 +659,7 @@ impl Stream {
         };
         let e = h5err(&self.path);
         let rows = p.start..p.start + p.rows;
+        self.written[level_pos] = self.written[level_pos].max(rows.end);
         let write = |d: &hdf5::Dataset, values: Vec<f64>| -> hdf5::Result<()> {
             let shape = d.shape();
             let mut bshape = shape.clone();

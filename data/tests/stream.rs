@@ -146,3 +146,46 @@ fn declaring_a_huge_level_allocates_nothing_for_its_values() {
     let seeds: &Array1<u64> = h.levels[0].seed.as_ref().unwrap();
     assert_eq!(seeds[999_999], 999_999);
 }
+
+#[test]
+fn a_shards_strided_samples_bridge_their_gaps_without_touching_other_rows() {
+    // Shard 1 of 3 writes samples 1, 4, 7, ...: blocks span the other shards' rows, which
+    // must stay pending and read as NaN. Then samples 0, 3, 6, ... arrive: their blocks lie
+    // below what was written, so they may not bridge gaps (that would write NaN over 1, 4).
+    let d = tempfile::tempdir().unwrap();
+    let (n, dout) = (200, 5);
+    let path = d.path().join("shard.h5");
+    let mut full = Dataset {
+        meta: meta(dout),
+        levels: vec![head_level(n, true)],
+    };
+    full.levels[0].outputs = Array2::from_elem((n, dout), f64::NAN);
+    full.levels[0].extras[0].values = Array2::from_elem((n, 2), f64::NAN);
+    let mut stream = h5::Stream::create(
+        &path,
+        Dataset {
+            meta: meta(dout),
+            levels: vec![head_level(n, true)],
+        },
+    )
+    .unwrap();
+    let order: Vec<usize> = (1..n).step_by(3).chain((0..n).step_by(3)).collect();
+    for i in order {
+        let r = result(i, dout);
+        stream.put(0, i, &r).unwrap();
+        full.levels[0].set(i, &r).unwrap();
+    }
+    stream.finish().unwrap();
+    let s = h5::read(&path).unwrap();
+    let (ls, lm) = (&s.levels[0], &full.levels[0]);
+    assert!(ls
+        .outputs
+        .iter()
+        .zip(&lm.outputs)
+        .all(|(x, y)| x.to_bits() == y.to_bits()));
+    assert_eq!(ls.status, lm.status);
+    assert_eq!(ls.status[2], STATUS_PENDING);
+    assert!(ls.outputs.row(2).iter().all(|v| v.is_nan()));
+    assert_eq!(ls.outputs[[3, 1]], 3001.0);
+    assert_eq!(ls.extras[0].values[[4, 1]], -4.0);
+}

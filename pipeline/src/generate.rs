@@ -292,14 +292,15 @@ pub fn generate(
     let old_file = out.to_path_buf();
     let mut stream = h5::Stream::create(out, head)?;
     let mut reused = 0;
+    // Read whole, once, only in the odd case of finished samples in the old file.
+    let old = if keep.iter().any(|k| !k.is_empty()) {
+        Some(crate::isolate::read(&old_file)?)
+    } else {
+        None
+    };
     for (p, rows) in keep.iter().enumerate() {
         stream.set_offline_cost(p, offline[p]);
         let level = stream.levels()[p].level;
-        let old = if rows.is_empty() {
-            None
-        } else {
-            Some(crate::isolate::read(&old_file)?)
-        };
         for &i in rows {
             let l = &old.as_ref().expect("read above").levels[p];
             let mut r = l.get(i);
