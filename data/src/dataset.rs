@@ -150,30 +150,7 @@ impl LevelData {
     /// the other samples); an extra the level does not declare, or of the wrong length, is an
     /// error (the solver broke its own declaration).
     pub fn set(&mut self, i: usize, r: &SampleResult) -> Result<(), DataError> {
-        let n = self.len();
-        let bad = |what: String| DataError::Numeric(format!("fidelity {}: {what}", self.level));
-        if i >= n {
-            return Err(bad(format!("sample {i} out of range (n = {n})")));
-        }
-        if r.values.len() != self.outputs.ncols() {
-            return Err(bad(format!(
-                "sample {i} has {} output values, expected {}",
-                r.values.len(),
-                self.outputs.ncols()
-            )));
-        }
-        for (name, v) in &r.extras {
-            let Some(e) = self.extras.iter().find(|e| &e.name == name) else {
-                return Err(bad(format!("sample {i} has an undeclared extra {name:?}")));
-            };
-            if v.len() != e.values.ncols() {
-                return Err(bad(format!(
-                    "extra {name:?} of sample {i} has {} values, expected {}",
-                    v.len(),
-                    e.values.ncols()
-                )));
-            }
-        }
+        self.check_result(i, r, self.outputs.ncols())?;
         self.set_scalars(i, r);
         self.outputs
             .row_mut(i)
@@ -186,6 +163,36 @@ impl LevelData {
             match row {
                 Some((_, v)) => dst.iter_mut().zip(v).for_each(|(o, x)| *o = *x),
                 None => dst.fill(f64::NAN),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `r` fits sample `i` of this level: `i` in range, `d_out` output values, only
+    /// declared extras, each of its declared length (from the extra's shape, so a head whose
+    /// values stream elsewhere checks the same way as a level held whole).
+    pub fn check_result(&self, i: usize, r: &SampleResult, d_out: usize) -> Result<(), DataError> {
+        let n = self.len();
+        let bad = |what: String| DataError::Numeric(format!("fidelity {}: {what}", self.level));
+        if i >= n {
+            return Err(bad(format!("sample {i} out of range (n = {n})")));
+        }
+        if r.values.len() != d_out {
+            return Err(bad(format!(
+                "sample {i} has {} output values, expected {d_out}",
+                r.values.len()
+            )));
+        }
+        for (name, v) in &r.extras {
+            let Some(e) = self.extras.iter().find(|e| &e.name == name) else {
+                return Err(bad(format!("sample {i} has an undeclared extra {name:?}")));
+            };
+            let len: usize = e.shape.iter().product();
+            if v.len() != len {
+                return Err(bad(format!(
+                    "extra {name:?} of sample {i} has {} values, expected {len}",
+                    v.len()
+                )));
             }
         }
         Ok(())

@@ -552,8 +552,8 @@ impl Stream {
             Ok(())
         })()
         .map_err(&e)?;
-        // Blocks of whole chunks (chunk_of's rows), about 16 MiB of outputs.
-        let chunk = (131_072 / d_out.max(1)).max(1);
+        // Blocks of whole chunks, about 16 MiB of outputs.
+        let chunk = chunk_of(&[usize::MAX, d_out.max(1)])[0];
         let block = ((2_097_152 / d_out.max(1)).max(1)).div_ceil(chunk) * chunk;
         Ok(Self {
             path: path.to_path_buf(),
@@ -588,29 +588,7 @@ impl Stream {
     /// out of range, outputs or extras of the wrong length, an undeclared extra.
     pub fn put(&mut self, level_pos: usize, i: usize, r: &SampleResult) -> Result<(), DataError> {
         let d_out = self.meta.output_len();
-        let l = &self.levels[level_pos];
-        let bad = |what: String| DataError::Numeric(format!("fidelity {}: {what}", l.level));
-        if i >= l.len() {
-            return Err(bad(format!("sample {i} out of range (n = {})", l.len())));
-        }
-        if r.values.len() != d_out {
-            return Err(bad(format!(
-                "sample {i} has {} output values, expected {d_out}",
-                r.values.len()
-            )));
-        }
-        for (name, v) in &r.extras {
-            match self.extras[level_pos].iter().find(|(n, _, _)| n == name) {
-                None => return Err(bad(format!("sample {i} has an undeclared extra {name:?}"))),
-                Some((_, _, len)) if v.len() != *len => {
-                    return Err(bad(format!(
-                        "extra {name:?} of sample {i} has {} values, expected {len}",
-                        v.len()
-                    )))
-                }
-                _ => {}
-            }
-        }
+        self.levels[level_pos].check_result(i, r, d_out)?;
         // A sample continues the level's block if it follows it (across a gap only when the
         // block lies past everything written, so a gap never covers a written row) and the
         // block has room; otherwise the block is written and a new one starts.
@@ -787,6 +765,23 @@ pub fn read_rows(
     Ok((outputs, extras))
 }
 
+/// The first sample marked ok with a non-finite output among `outputs`, the rows from `start`
+/// of a level (its status in full), as the error to report.
+fn ok_but_not_finite(
+    level: usize,
+    status: &Array1<u8>,
+    outputs: &Array2<f64>,
+    start: usize,
+) -> Option<String> {
+    outputs.rows().into_iter().enumerate().find_map(|(k, row)| {
+        let i = start + k;
+        let j = row.iter().position(|v| !v.is_finite());
+        j.filter(|_| status[i] == STATUS_OK).map(|j| {
+            format!("/fidelity/{level}/outputs[{i}] is marked ok but value {j} is not finite")
+        })
+    })
+}
+
 /// The values of a dataset read from the file block by block and checked as [`read`] checks
 /// them (a sample marked ok has finite outputs; every chunk decodes), holding one block:
 /// `pipeline check` on a file of any size. `head` is the file's [`read_head`].
@@ -796,19 +791,11 @@ pub fn check_values(path: &Path, head: &Dataset) -> Result<(), DataError> {
         for a in (0..l.len()).step_by(rows) {
             let b = (a + rows).min(l.len());
             let (outs, _) = read_rows(path, l.level, (a, 1, b - a))?;
-            for i in a..b {
-                if l.status[i] != STATUS_OK {
-                    continue;
-                }
-                if let Some(j) = outs.row(i - a).iter().position(|v| !v.is_finite()) {
-                    return Err(DataError::Invalid {
-                        path: path.display().to_string(),
-                        what: format!(
-                            "/fidelity/{}/outputs[{i}] is marked ok but value {j} is not finite",
-                            l.level
-                        ),
-                    });
-                }
+            if let Some(what) = ok_but_not_finite(l.level, &l.status, &outs, a) {
+                return Err(DataError::Invalid {
+                    path: path.display().to_string(),
+                    what,
+                });
             }
         }
     }
@@ -1432,14 +1419,9 @@ impl Reader {
             if let Some(j) = inputs.row(i).iter().position(|v| !v.is_finite()) {
                 return Err(self.invalid(format!("{}[{i}, {j}] is not finite", at("inputs"))));
             }
-            if status[i] == STATUS_OK {
-                if let Some(j) = outputs.row(i).iter().position(|v| !v.is_finite()) {
-                    return Err(self.invalid(format!(
-                        "{}[{i}] is marked ok but value {j} is not finite",
-                        at("outputs")
-                    )));
-                }
-            }
+        }
+        if let Some(what) = ok_but_not_finite(level, &status, &outputs, 0) {
+            return Err(self.invalid(what));
         }
         Ok(LevelData {
             level,

@@ -2,32 +2,16 @@
 //! that failed (compression filter, datatype, declared ranges), never read as something else.
 #![cfg(feature = "hdf5")]
 
-use mfpipe_data::dataset::{Dataset, LevelData, Meta};
-use mfpipe_data::{h5, Axis};
-use ndarray::{array, Array2};
+mod common;
+
+use mfpipe_data::dataset::{Dataset, LevelData};
+use mfpipe_data::h5;
+use ndarray::{Array1, Array2};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 fn dataset() -> Dataset {
-    let meta = Meta {
-        problem: "toy".into(),
-        created: "2026-01-01T00:00:00Z".into(),
-        generator: "test".into(),
-        seed: 3,
-        design: "sobol".into(),
-        input_names: vec!["a".into(), "b".into()],
-        input_units: vec!["m".into(), "1".into()],
-        input_lower: vec![0.0, -1.0],
-        input_upper: vec![1.0, 1.0],
-        output_name: "u".into(),
-        output_unit: "1".into(),
-        shard: None,
-        axes: vec![Axis {
-            name: "x".into(),
-            unit: "m".into(),
-            values: (0..400).map(|k| k as f64 / 399.0).collect(),
-        }],
-    };
+    let meta = common::toy_meta(400);
     let n = 8;
     let level = LevelData {
         level: 0,
@@ -46,8 +30,8 @@ fn dataset() -> Dataset {
         ),
         // Not constant, so deflate has something to encode and a flipped byte breaks it.
         outputs: Array2::from_shape_fn((n, 400), |(i, j)| ((i * 400 + j) as f64).sin()),
-        cost_s: Array2::from_elem((n, 1), 0.1).column(0).to_owned(),
-        status: array![0, 0, 0, 0, 0, 0, 0, 0],
+        cost_s: Array1::from_elem(n, 0.1),
+        status: Array1::zeros(n),
         role: None,
         seed: None,
         diagnostics: Default::default(),
@@ -134,4 +118,30 @@ fn samples_outside_the_declared_ranges_are_refused() {
         e.contains("input b") && e.contains("[1, -1]") && e.contains("ordered"),
         "{e}"
     );
+}
+
+#[test]
+fn a_sample_marked_ok_with_a_non_finite_value_is_refused_whole_and_block_by_block() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("nan.h5");
+    let mut ds = dataset();
+    ds.levels[0].outputs[[5, 17]] = f64::NAN;
+    h5::write(&path, &ds).unwrap();
+    let e = message(&path);
+    assert!(
+        e.contains("/fidelity/0/outputs[5] is marked ok but value 17 is not finite"),
+        "{e}"
+    );
+    // The head read does not look at values; the block-wise check does, the same way.
+    let head = h5::read_head(&path).unwrap();
+    let e = h5::check_values(&path, &head).unwrap_err().to_string();
+    assert!(
+        e.contains("/fidelity/0/outputs[5] is marked ok but value 17 is not finite"),
+        "{e}"
+    );
+    // Marked failed, the same value is what a failed sample holds.
+    ds.levels[0].status[5] = mfpipe_data::dataset::STATUS_FAILED;
+    h5::write(&path, &ds).unwrap();
+    h5::check_values(&path, &h5::read_head(&path).unwrap()).unwrap();
+    h5::read(&path).unwrap();
 }

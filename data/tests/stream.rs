@@ -2,35 +2,20 @@
 //! out exactly as `h5::write` lays out the same dataset held in memory.
 #![cfg(feature = "hdf5")]
 
-use mfpipe_data::dataset::{Dataset, ExtraData, LevelData, Meta, STATUS_PENDING};
-use mfpipe_data::{h5, Axis};
-use ndarray::{Array1, Array2};
+mod common;
 
-fn meta(axis_len: usize) -> Meta {
-    Meta {
-        problem: "toy".into(),
-        created: "2026-01-01T00:00:00Z".into(),
-        generator: "test".into(),
-        seed: 3,
-        design: "uniform".into(),
-        input_names: vec!["a".into()],
-        input_units: vec!["m".into()],
-        input_lower: vec![0.0],
-        input_upper: vec![1.0],
-        output_name: "u".into(),
-        output_unit: "1".into(),
-        shard: None,
-        axes: vec![Axis {
-            name: "x".into(),
-            unit: "m".into(),
-            values: (0..axis_len).map(|k| k as f64).collect(),
-        }],
-    }
-}
+use common::toy_meta as meta;
+use mfpipe_data::dataset::{Dataset, ExtraData, LevelData, STATUS_PENDING};
+use mfpipe_data::h5;
+use ndarray::{Array1, Array2};
+use std::path::Path;
 
 /// A level of `n` pending samples as a head: outputs and extras without columns.
 fn head_level(n: usize, with_extra: bool) -> LevelData {
-    let inputs = Array2::from_shape_fn((n, 1), |(i, _)| i as f64 / n as f64);
+    let inputs = Array2::from_shape_fn(
+        (n, 2),
+        |(i, j)| if j == 0 { i as f64 / n as f64 } else { 0.0 },
+    );
     let mut l = LevelData::all_pending(0, "low".into(), "toy".into(), vec![], inputs, 0, &[]);
     if with_extra {
         l.extras = vec![ExtraData {
@@ -41,6 +26,22 @@ fn head_level(n: usize, with_extra: bool) -> LevelData {
         }];
     }
     l
+}
+
+/// The same level twice: held whole in memory (every value NaN until set), and as a stream
+/// to `path`.
+fn pair(path: &Path, n: usize, dout: usize) -> (Dataset, h5::Stream) {
+    let mut full = Dataset {
+        meta: meta(dout),
+        levels: vec![head_level(n, true)],
+    };
+    full.levels[0].outputs = Array2::from_elem((n, dout), f64::NAN);
+    full.levels[0].extras[0].values = Array2::from_elem((n, 2), f64::NAN);
+    let head = Dataset {
+        meta: meta(dout),
+        levels: vec![head_level(n, true)],
+    };
+    (full, h5::Stream::create(path, head).unwrap())
 }
 
 fn result(i: usize, d: usize) -> mfpipe_data::dataset::SampleResult {
@@ -59,20 +60,7 @@ fn result(i: usize, d: usize) -> mfpipe_data::dataset::SampleResult {
 fn a_streamed_file_reads_back_as_the_same_dataset_written_in_memory() {
     let d = tempfile::tempdir().unwrap();
     let (n, dout) = (50, 7);
-    let mut full = Dataset {
-        meta: meta(dout),
-        levels: vec![head_level(n, true)],
-    };
-    full.levels[0].outputs = Array2::from_elem((n, dout), f64::NAN);
-    full.levels[0].extras[0].values = Array2::from_elem((n, 2), f64::NAN);
-    let mut stream = h5::Stream::create(
-        &d.path().join("s.h5"),
-        Dataset {
-            meta: meta(dout),
-            levels: vec![head_level(n, true)],
-        },
-    )
-    .unwrap();
+    let (mut full, mut stream) = pair(&d.path().join("s.h5"), n, dout);
     // Out of order, with gaps (pending samples stay pending, their values NaN).
     for i in (0..n).rev().filter(|i| i % 7 != 3) {
         let r = result(i, dout);
@@ -155,20 +143,7 @@ fn a_shards_strided_samples_bridge_their_gaps_without_touching_other_rows() {
     let d = tempfile::tempdir().unwrap();
     let (n, dout) = (200, 5);
     let path = d.path().join("shard.h5");
-    let mut full = Dataset {
-        meta: meta(dout),
-        levels: vec![head_level(n, true)],
-    };
-    full.levels[0].outputs = Array2::from_elem((n, dout), f64::NAN);
-    full.levels[0].extras[0].values = Array2::from_elem((n, 2), f64::NAN);
-    let mut stream = h5::Stream::create(
-        &path,
-        Dataset {
-            meta: meta(dout),
-            levels: vec![head_level(n, true)],
-        },
-    )
-    .unwrap();
+    let (mut full, mut stream) = pair(&path, n, dout);
     let order: Vec<usize> = (1..n).step_by(3).chain((0..n).step_by(3)).collect();
     for i in order {
         let r = result(i, dout);

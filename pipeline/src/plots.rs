@@ -309,16 +309,8 @@ fn draw_curves<DB: DrawingBackend>(
     Ok(())
 }
 
-/// How values map to colours in [`field_grid`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Scale {
-    /// [0, max] for non-negative fields, [min, max] otherwise.
-    Linear,
-    /// Logarithmic over at most three decades below the maximum (errors, RMSEs).
-    Log,
-}
-
-/// A grid of 2-D fields (rows x columns) on one shared colour scale.
+/// A grid of 2-D fields of positive values (errors, RMSEs) on one shared logarithmic colour
+/// scale, over at most three decades below the largest value.
 /// `fields[(row, col)]` holds values row-major over (axis0, axis1); axis1 runs horizontally.
 pub fn field_grid(
     path: &Path,
@@ -328,7 +320,7 @@ pub fn field_grid(
     fields: &BTreeMap<(usize, usize), Vec<f64>>,
     // (name, coordinates) of the vertical and the horizontal axis.
     [(name0, values0), (name1, values1)]: [(&str, &[f64]); 2],
-    (bar_label, scale): (&str, Scale),
+    bar_label: &str,
 ) -> Result<()> {
     let (axes, axis_names) = ((values0, values1), (name0, name1));
     let shape = (axes.0.len(), axes.1.len());
@@ -348,7 +340,6 @@ pub fn field_grid(
     };
     let (e0, e1) = (edges(axes.0), edges(axes.1));
     init_font();
-    // Colour range: [0, max] for non-negative fields (errors), [min, max] otherwise (logs).
     let finite = || {
         fields
             .values()
@@ -357,27 +348,28 @@ pub fn field_grid(
             .filter(|v| v.is_finite())
     };
     let vmax = finite().fold(f64::NEG_INFINITY, f64::max);
-    let vmin = match scale {
-        Scale::Linear => finite().fold(0.0, f64::min),
-        // Three decades below the largest value at most: errors near exact boundary values
-        // are 1e-12, and a scale down to those would paint every interesting pixel yellow.
-        Scale::Log => finite()
-            .filter(|&v| v > 0.0)
-            .fold(f64::INFINITY, f64::min)
-            .max(vmax * 1e-3),
-    };
-    if !(vmax > 0.0 || scale == Scale::Linear) || !vmin.is_finite() {
+    // Three decades below the largest value at most: errors near exact boundary values are
+    // 1e-12, and a scale down to those would paint every interesting pixel yellow. (On a
+    // linear scale everything but the Burgers front was one colour.)
+    let vmin = finite()
+        .filter(|&v| v > 0.0)
+        .fold(f64::INFINITY, f64::min)
+        .max(vmax * 1e-3);
+    if !(vmax > 0.0 && vmin.is_finite()) {
         return Ok(());
     }
-    let vmax = if vmax > vmin { vmax } else { vmin + 1e-300 };
-    // Where a value falls on the colour scale, 0 to 1.
+    let vmax = if vmax > vmin {
+        vmax
+    } else {
+        vmin * (1.0 + 1e-9)
+    };
+    // Where a value falls on the colour scale, 0 to 1 (zero and below: the bottom).
     let unit = |v: f64| -> f64 {
-        match scale {
-            Scale::Linear => (v - vmin) / (vmax - vmin),
-            Scale::Log if v > 0.0 => (v / vmin).ln() / (vmax / vmin).ln(),
-            Scale::Log => 0.0,
+        if v > 0.0 {
+            ((v / vmin).ln() / (vmax / vmin).ln()).clamp(0.0, 1.0)
+        } else {
+            0.0
         }
-        .clamp(0.0, 1.0)
     };
     let (nr, nc) = (row_labels.len(), col_labels.len());
     let cell = 260u32;
@@ -451,8 +443,8 @@ pub fn field_grid(
                 chart.plotting_area().draw(&image).map_err(err)?;
             }
         }
-        // Colour bar: 200 steps drawn in unit coordinates, labelled on a secondary axis in
-        // the field's own units (log or linear).
+        // Colour bar: 200 steps drawn in unit coordinates, labelled on a secondary log axis in
+        // the field's own units.
         let bar = ChartBuilder::on(&right)
             .margin_top(20)
             .margin_bottom(30)
@@ -466,32 +458,20 @@ pub fn field_grid(
             let (a, b) = (k as f64 / steps as f64, (k + 1) as f64 / steps as f64);
             Rectangle::new([(0.0, a), (1.0, b)], ViridisRGB::get_color(a).filled())
         });
-        match scale {
-            Scale::Linear => {
-                let mut bar = bar.set_secondary_coord(0.0..1.0, vmin..vmax);
-                bar.configure_secondary_axes()
-                    .label_style(("sans-serif", 12))
-                    .axis_desc_style(("sans-serif", 14))
-                    .y_desc(bar_label)
-                    .y_label_formatter(&|v| plain_number(*v))
-                    .draw()
-                    .map_err(err)?;
-                bar.draw_series(strip).map_err(err)?;
-            }
-            Scale::Log => {
-                let keys = log_keys(vmin, vmax);
-                let mut bar = bar
-                    .set_secondary_coord(0.0..1.0, (vmin..vmax).log_scale().with_key_points(keys));
-                bar.configure_secondary_axes()
-                    .label_style(("sans-serif", 12))
-                    .axis_desc_style(("sans-serif", 14))
-                    .y_desc(bar_label)
-                    .y_label_formatter(&|v| plain_number(*v))
-                    .draw()
-                    .map_err(err)?;
-                bar.draw_series(strip).map_err(err)?;
-            }
-        }
+        let mut bar = bar.set_secondary_coord(
+            0.0..1.0,
+            (vmin..vmax)
+                .log_scale()
+                .with_key_points(log_keys(vmin, vmax)),
+        );
+        bar.configure_secondary_axes()
+            .label_style(("sans-serif", 12))
+            .axis_desc_style(("sans-serif", 14))
+            .y_desc(bar_label)
+            .y_label_formatter(&|v| plain_number(*v))
+            .draw()
+            .map_err(err)?;
+        bar.draw_series(strip).map_err(err)?;
     })
 }
 

@@ -603,13 +603,10 @@ impl Exporter<RunSummary<'_>> for Figures {
                     (&axes[0].name, &axes[0].values),
                     (&axes[1].name, &axes[1].values),
                 ],
-                (
-                    &match ds.meta.output_unit.as_str() {
-                        "" | "1" => format!("MAE of {}", ds.meta.output_name),
-                        u => format!("MAE of {} ({u})", ds.meta.output_name),
-                    },
-                    plots::Scale::Log,
-                ),
+                &match ds.meta.output_unit.as_str() {
+                    "" | "1" => format!("MAE of {}", ds.meta.output_name),
+                    u => format!("MAE of {} ({u})", ds.meta.output_name),
+                },
             )?;
             files.push("mae_fields.png".into());
         }

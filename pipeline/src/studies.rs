@@ -181,7 +181,7 @@ impl Exporter<Sensitivity> for SensitivityFigure {
             &panels,
             &fields,
             [(&l0, &a0), (&l1, &a1)],
-            ("test RMSE", plots::Scale::Log),
+            "test RMSE",
         )?;
 
         Ok(vec!["sensitivity.png".into()])
