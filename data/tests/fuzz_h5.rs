@@ -12,6 +12,8 @@
 //! and classified. The `pipeline` binary reads every dataset in a child first for the same
 //! reason (see `pipeline/src/isolate.rs`).
 
+mod common;
+
 use mfpipe_data::dataset::{Dataset, LevelData, Meta};
 use mfpipe_data::{h5, Axis};
 use ndarray::{array, Array2};
@@ -31,19 +33,10 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 fn base() -> Dataset {
+    // The toy problem with the fuzzer's own generator name and a 2 x 3 grid: the cases'
+    // mutations are positions in these exact bytes.
     let meta = Meta {
-        problem: "toy".into(),
-        created: "2026-01-01T00:00:00Z".into(),
         generator: "fuzz".into(),
-        seed: 3,
-        design: "sobol".into(),
-        input_names: vec!["a".into(), "b".into()],
-        input_units: vec!["m".into(), "1".into()],
-        input_lower: vec![0.0, -1.0],
-        input_upper: vec![1.0, 1.0],
-        output_name: "u".into(),
-        output_unit: "1".into(),
-        shard: None,
         axes: vec![
             Axis {
                 name: "t".into(),
@@ -56,6 +49,7 @@ fn base() -> Dataset {
                 values: vec![0.0, 0.5, 1.0],
             },
         ],
+        ..common::toy_meta(0)
     };
     let level = |level: usize| LevelData {
         level,
