@@ -16,6 +16,13 @@ configs/burgers.toml (printed by burn into results.json), so the two cannot drif
 
 Prints one table row per side: wall seconds of the fit (median over repeats), ms per step,
 and the test RMSE on the 32 held-out HF samples (a sanity check that both learned).
+
+    python3 bench/dmf_vs_torch.py --accuracy --problem borehole [--seeds 0-4]
+
+compares accuracy instead: mfpipe fits dmf-trans (search off) for every seed, and PyTorch
+fits the same network on the very same split (read from mfpipe's splits.json) from its own
+initial weights; one row per seed and the geometric-mean RMSE ratio (borehole, currin, park:
+N_L = N_H = 20 of the Fig. 6/7 protocol; burgers: 32 + 32).
 """
 import argparse
 import json
@@ -166,23 +173,37 @@ def train(net, w_params, w_lr, extra, alpha, a_lr, k, x, y, steps):
     return last
 
 
-def torch_fit(data, hp, seed):
-    with h5py.File(data) as f:
-        xl = f["fidelity/0/inputs"][:]
-        yl = f["fidelity/0/outputs"][:].reshape(N_LF, -1)
-        xh_all = f["fidelity/1/inputs"][:]
-        yh_all = f["fidelity/1/outputs"][:].reshape(N_HF + N_TEST, -1)
-    xh, yh = xh_all[:N_HF], yh_all[:N_HF]
-    xt, yt = xh_all[N_HF:], yh_all[N_HF:]
+class OutputMap:
+    """mfpipe's output map (fusion/src/prep.rs): PCA scaled by the first component's
+    standard deviation for fields, standardisation for a single output."""
+
+    def __init__(self, y, k):
+        self.mean = y.mean(0)
+        if y.shape[1] > 1:
+            _, sv, vt = np.linalg.svd(y - self.mean, full_matrices=False)
+            self.comps = vt[:k].T
+            self.scale = sv[0] / np.sqrt(len(y))
+        else:
+            self.comps = np.ones((1, 1))
+            sd = y.std(0)[0]
+            self.scale = sd if sd > 1e-12 else 1.0
+
+    def encode(self, y):
+        return torch.tensor((y - self.mean) @ self.comps / self.scale, dtype=torch.float32)
+
+    def decode(self, z):
+        return z * self.scale @ self.comps.T + self.mean
+
+
+def torch_fit_arrays(xl, yl, xh, yh, xt, yt, hp, seed):
+    """One dmf-trans fit on the given split; returns (fit seconds, test RMSE, last loss)."""
+    if hp.get("lambda1", 0) or hp.get("lambda2", 0) or hp.get("schedule") != "alternate":
+        sys.exit("the PyTorch twin implements the alternate schedule without weight decay")
     x_all, y_all = np.vstack([xl, xh]), np.vstack([yl, yh])
     mu, sd = x_all.mean(0), x_all.std(0)
     sd[sd <= 1e-12] = 1.0
     k = hp["pca_components"]
-    ym = y_all.mean(0)
-    _, sv, vt = np.linalg.svd(y_all - ym, full_matrices=False)
-    comps = vt[:k].T
-    scale = sv[0] / np.sqrt(len(y_all))
-    enc = lambda y: torch.tensor((y - ym) @ comps / scale, dtype=torch.float32)
+    om = OutputMap(y_all, k)
     inp = lambda x: torch.tensor((x - mu) / sd, dtype=torch.float32)
 
     t0 = time.perf_counter()
@@ -190,16 +211,75 @@ def torch_fit(data, hp, seed):
     d_in = xl.shape[1]
     low = DmfNet(hp["cells"], d_in, hp["width"], k)
     train(low, low.w_params(), hp["lr_w"], [], list(low.alpha), hp["lr_alpha"], hp["k"],
-          inp(xl), enc(yl), hp["steps"])
+          inp(xl), om.encode(yl), hp["steps"])
     net = DmfTrans(low, d_in, k)
     last = train(net, low.w_params(), hp["r1"], [(list(net.head.parameters()), hp["r3"])],
-                 list(low.alpha), hp["r2"], hp["k"], inp(xh), enc(yh), hp["fine_tune_steps"])
+                 list(low.alpha), hp["r2"], hp["k"], inp(xh), om.encode(yh),
+                 hp["fine_tune_steps"])
     fit = time.perf_counter() - t0
     with torch.no_grad():
         z = net(inp(xt)).numpy().astype(np.float64)
-    pred = z * scale @ comps.T + ym
+    pred = om.decode(z)
     rmse = float(np.sqrt(np.mean((pred - yt) ** 2)))
     return fit, rmse, last
+
+
+def torch_fit(data, hp, seed):
+    with h5py.File(data) as f:
+        xl = f["fidelity/0/inputs"][:]
+        yl = f["fidelity/0/outputs"][:].reshape(N_LF, -1)
+        xh_all = f["fidelity/1/inputs"][:]
+        yh_all = f["fidelity/1/outputs"][:].reshape(N_HF + N_TEST, -1)
+    return torch_fit_arrays(xl, yl, xh_all[:N_HF], yh_all[:N_HF], xh_all[N_HF:],
+                            yh_all[N_HF:], hp, seed)
+
+
+ACCURACY = {
+    # problem: (levels' sample counts, N_L, N_H, held-out HF samples)
+    "borehole": ("50,70", 20, 20, 50),
+    "currin": ("50,70", 20, 20, 50),
+    "park": ("50,70", 20, 20, 50),
+    "burgers": ("32,160", 32, 32, 128),
+}
+
+
+def accuracy(a, work):
+    """Test RMSE of burn and PyTorch on the same splits, one fit per seed and side."""
+    n, n_lf, n_hf, n_test = ACCURACY[a.problem]
+    data = work / f"{a.problem}.h5"
+    if not data.exists():
+        run([a.pipeline, "generate", a.problem, "--levels", "0,1", "--n", n, "--seed", "0",
+             "--out", data])
+    out = work / f"{a.problem}-burn"
+    run([a.pipeline, "train", data, "--model", "dmf-trans", "--n-lf", str(n_lf), "--n-hf",
+         str(n_hf), "--seeds", a.seeds, "--n-test", str(n_test), "--search", "none",
+         "--save", "none", "--force", "--out", out])
+    recs = json.loads((out / "results.json").read_text())
+    splits = json.loads((out / "splits.json").read_text())
+    with h5py.File(data) as f:
+        xl_all = f["fidelity/0/inputs"][:]
+        yl_all = f["fidelity/0/outputs"][:]
+        yl_all = yl_all.reshape(len(yl_all), -1)
+        xh_all = f["fidelity/1/inputs"][:]
+        yh_all = f["fidelity/1/outputs"][:]
+        yh_all = yh_all.reshape(len(yh_all), -1)
+    test = splits["test_hf"]
+    print(f"dmf-trans on {a.problem}, N_L = {n_lf}, N_H = {n_hf}, {len(test)} test samples, "
+          f"search off; torch {torch.__version__}")
+    print("| seed | burn RMSE | PyTorch RMSE |")
+    print("|---|---:|---:|")
+    b, t = [], []
+    for rec in recs:
+        sp = next(s for s in splits["train"] if s["seed"] == rec["seed"])
+        _, rmse, _ = torch_fit_arrays(xl_all[sp["lf"]], yl_all[sp["lf"]], xh_all[sp["hf"]],
+                                      yh_all[sp["hf"]], xh_all[test], yh_all[test],
+                                      rec["hyperparameters"], rec["seed"])
+        b.append(rec["rmse"])
+        t.append(rmse)
+        print(f"| {rec['seed']} | {rec['rmse']:.4g} | {rmse:.4g} |")
+    gm = float(np.exp(np.mean(np.log(np.array(b) / np.array(t)))))
+    print(f"| mean | {np.mean(b):.4g} | {np.mean(t):.4g} |")
+    print(f"burn / PyTorch RMSE, geometric mean over seeds: {gm:.3f}")
 
 
 def main():
@@ -208,10 +288,16 @@ def main():
     ap.add_argument("--work", default="bench/out")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--accuracy", action="store_true",
+                    help="compare test RMSE over seeds on --problem instead of timing")
+    ap.add_argument("--problem", default="burgers", choices=sorted(ACCURACY))
+    ap.add_argument("--seeds", default="0-4")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(a.threads)
+    if a.accuracy:
+        return accuracy(a, work)
     data = make_data(a.pipeline, work)
     burn, torch_runs = [], []
     for _ in range(a.repeats):

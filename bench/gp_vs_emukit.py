@@ -73,20 +73,24 @@ seeds = {seeds}
 n_test = 50
 models = {models}
 [models.ar]
-restarts = {restarts}
+{restarts}
 [models.nar]
-restarts = {restarts}
+{restarts}
 mc_samples = 100
+{nar_extra}
+
 [search]
 method = "none"
 """
 
 
-def run_mfpipe(problem, seeds, out, restarts, models):
+def run_mfpipe(problem, seeds, out, restarts, models, n_hf=N_HF, nar_extra=""):
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "gp.toml"
     cfg.write_text(
-        CONFIG.format(problem=problem, n_hf=N_HF, seeds=list(range(seeds)), restarts=restarts, models=json.dumps(models))
+        CONFIG.format(problem=problem, n_hf=n_hf, seeds=seeds,
+                      restarts=f"restarts = {restarts}" if restarts else "",
+                      models=json.dumps(models), nar_extra=nar_extra)
     )
     exe = ROOT / "target" / "release" / "pipeline"
     t0 = time.perf_counter()
@@ -132,10 +136,15 @@ def main():
     ap.add_argument("--problems", default="borehole,currin,park")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "emukit"))
-    ap.add_argument("--restarts", type=int, default=5, help="mfpipe's L-BFGS starts (Emukit: 5)")
+    ap.add_argument("--restarts", type=int, default=None,
+                    help="mfpipe's L-BFGS starts (default: each model's own, ar 5, nar 20; Emukit: 5)")
     ap.add_argument("--models", default="ar,nar", help="mfpipe models to compare: ar (vs AR1), nar (vs NARGP)")
     ap.add_argument("--no-cache", action="store_true", help="refit Emukit even where a cached RMSE exists")
     ap.add_argument("--emukit-draws", type=int, default=3, help="seeded Emukit fits per training set")
+    ap.add_argument("--n-hf", default=",".join(map(str, N_HF)), help="HF training sizes (Fig. 6: 4,8,12,16,20)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="split seeds are first-seed .. first-seed + seeds - 1 (other random splits than Fig. 6's)")
+    ap.add_argument("--nar", default="", help="extra [models.nar] lines for mfpipe, e.g. 'restarts = 20'")
     a = ap.parse_args()
     models = a.models.split(",")
     if not set(models) <= {"ar", "nar"}:
@@ -145,7 +154,9 @@ def main():
     summary = []
     for problem in a.problems.split(","):
         records, splits, (xl_all, yl_all), (xh_all, yh_all), wall = run_mfpipe(
-            problem, a.seeds, Path(a.out) / problem, a.restarts, models
+            problem, list(range(a.first_seed, a.first_seed + a.seeds)), Path(a.out) / problem,
+            a.restarts, models, [int(v) for v in a.n_hf.split(",")],
+            a.nar.replace(";", "\n"),
         )
         test = splits["test_hf"]
         xt, yt = xh_all[test], yh_all[test].reshape(-1)

@@ -28,6 +28,8 @@ fn main() {
         lambda1: 0.0,
         lambda2: 0.0,
         schedule: Schedule::Alternate,
+        batch: 0,
+        seed: 0,
     };
     let l0 = dmf::loss(net.forward(xt.clone()), yt.clone()).into_scalar::<f32>();
     println!("initial loss {l0:.6e}");

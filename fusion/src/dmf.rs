@@ -28,7 +28,7 @@
 use crate::{FusionError, Result};
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{activation, Device, Tensor, TensorData};
+use burn::tensor::{activation, Device, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -397,6 +397,53 @@ pub struct SearchPhase {
     pub lambda1: f64,
     pub lambda2: f64,
     pub schedule: Schedule,
+    /// Samples per step: 0 (or at least the data's size) is full-batch gradient descent,
+    /// otherwise each step sees the next `batch` rows of a shuffled pass over the data.
+    pub batch: usize,
+    /// Seed of the mini-batch order (unused in full batch).
+    pub seed: u64,
+}
+
+/// The rows each training step sees: every row (full batch), or consecutive slices of a
+/// permutation drawn afresh for every pass over the data, from a seeded generator so a fit
+/// repeats bit for bit.
+pub struct Batches {
+    n: usize,
+    batch: usize,
+    perm: Vec<i64>,
+    pos: usize,
+    rng: ChaCha8Rng,
+}
+
+impl Batches {
+    pub fn new(n: usize, batch: usize, seed: u64) -> Self {
+        Self {
+            n,
+            batch: if batch == 0 || batch >= n { 0 } else { batch },
+            perm: (0..n as i64).collect(),
+            pos: n,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6261_7463_6865_7321),
+        }
+    }
+
+    /// The next step's rows of (x, y): the whole tensors in full batch.
+    pub fn next(&mut self, x: &Tensor<2>, y: &Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        if self.batch == 0 {
+            return (x.clone(), y.clone());
+        }
+        if self.pos + self.batch > self.n {
+            // Fisher-Yates; a new pass starts, the tail of the last one is dropped.
+            for i in (1..self.n).rev() {
+                let j = self.rng.random_range(0..=i);
+                self.perm.swap(i, j);
+            }
+            self.pos = 0;
+        }
+        let rows = self.perm[self.pos..self.pos + self.batch].to_vec();
+        self.pos += self.batch;
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [self.batch]), &x.device());
+        (x.clone().select(0, idx.clone()), y.clone().select(0, idx))
+    }
 }
 
 /// Eq. (5): mean over samples of the squared error summed over outputs, plus the penalties.
@@ -425,7 +472,7 @@ pub fn train(
     y: &Tensor<2>,
     p: SearchPhase,
 ) -> Result<(DmfNet, f64)> {
-    let objective = |net: &DmfNet| {
+    let objective = |net: &DmfNet, x: &Tensor<2>, y: &Tensor<2>| {
         let mut l = loss(net.forward(x.clone()), y.clone());
         if p.lambda1 > 0.0 {
             l = l + net.w_sq().mul_scalar(p.lambda1);
@@ -437,9 +484,11 @@ pub fn train(
     };
     let mut opt_w = AdamConfig::new().with_epsilon(1e-8).init();
     let mut opt_a = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut batches = Batches::new(x.dims()[0], p.batch, p.seed);
     let mut last = f64::NAN;
     for step in 1..=p.steps {
-        let l = objective(&net);
+        let (xb, yb) = batches.next(x, y);
+        let l = objective(&net, &xb, &yb);
         if step == 1 || step % 100 == 0 || step == p.steps {
             last = check_finite(model, step, &l)?;
         }
@@ -463,7 +512,7 @@ pub fn train(
                 }
                 Schedule::Alternate if step % p.k == 0 => {
                     // Eq. (6): alpha's gradient at the updated w.
-                    let mut grads = objective(&net).backward();
+                    let mut grads = objective(&net, &xb, &yb).backward();
                     let ga = GradientsParams::from_module(&mut grads, &net.alpha);
                     net = DmfNet {
                         alpha: opt_a.step(p.lr_alpha, net.alpha, ga),

@@ -246,6 +246,9 @@ pub struct Problem<'a> {
     h: DMatrix<f64>,
     /// Squared differences per input column, each [N, N].
     sq: Vec<DMatrix<f64>>,
+    /// Starting points a model knows to be plausible, tried after the `restarts` generic ones
+    /// (theta vectors, see [`Layout`]).
+    hints: Vec<Vec<f64>>,
 }
 
 /// The likelihood and what prediction needs, at one theta.
@@ -285,7 +288,32 @@ impl<'a> Problem<'a> {
             y: to_na(y),
             h: to_na(h),
             sq,
+            hints: Vec::new(),
         }
+    }
+
+    /// One more starting point for [`Problem::fit`], in natural units: per kernel term its
+    /// length scales and signal std, and the noise std (ignored when the noise is fixed).
+    /// Not for co-kriging (no rho). Values are clamped into the search box.
+    pub fn with_start(mut self, ls: &[Vec<f64>], signal: &[f64], noise: f64) -> Self {
+        assert!(self.layout.cokriging.is_none(), "hints are for plain GPs");
+        let mut t = Vec::new();
+        for (l, s) in ls.iter().zip(signal) {
+            t.extend(l.iter().map(|v| v.ln()));
+            t.push(s.ln());
+        }
+        if self.layout.fixed_noise.is_none() {
+            t.push(noise.ln());
+        }
+        let bounds = self.layout.bounds();
+        assert_eq!(t.len(), bounds.len(), "a start sets every hyperparameter");
+        let t = t
+            .iter()
+            .zip(&bounds)
+            .map(|(v, &(lo, hi))| v.clamp(lo, hi))
+            .collect();
+        self.hints.push(t);
+        self
     }
 
     /// Co-kriging of m fidelities fitted jointly (Kennedy-O'Hagan): `x` and `y` stack the
@@ -450,14 +478,18 @@ impl<'a> Problem<'a> {
     }
 
     /// Hyperparameters by maximum marginal likelihood: L-BFGS from `restarts` starts (the
-    /// first deterministic, the rest drawn from `seed`), the best start kept.
+    /// first deterministic, the rest drawn from `seed`) and then from every hint
+    /// ([`Problem::with_start`]), the best start kept.
     pub fn fit(&self, restarts: usize, max_iters: usize, seed: u64) -> Result<Gp> {
         let bounds = self.layout.bounds();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut best: Option<(Vec<f64>, Eval)> = None;
         let mut last_err = None;
-        for r in 0..restarts {
-            let theta0: Vec<f64> = self.start(r, &mut rng);
+        for r in 0..restarts + self.hints.len() {
+            let theta0: Vec<f64> = match r.checked_sub(restarts) {
+                None => self.start(r, &mut rng),
+                Some(h) => self.hints[h].clone(),
+            };
             let u0: Vec<f64> = theta0
                 .iter()
                 .zip(&bounds)

@@ -83,7 +83,7 @@ fn zero_learning_rates_leave_the_low_fidelity_network_bit_identical() {
         k: 1,
         ..DmfParams::default()
     };
-    let (net, _) = train_trans("dmf-trans", net, &x, &y, &p, 50).unwrap();
+    let (net, _) = train_trans("dmf-trans", net, (&x, &y), &p, 50, 0).unwrap();
     let after = net.low.flat_params();
     assert!(
         before
@@ -113,6 +113,8 @@ fn alternate_and_joint_training_agree_for_small_learning_rates() {
             lambda1: 0.0,
             lambda2: 0.0,
             schedule,
+            batch: 0,
+            seed: 0,
         };
         let (net, _) = dmf::train("dmf", net, &x, &y, p).unwrap();
         net.flat_params()
@@ -159,6 +161,8 @@ fn a_non_finite_loss_stops_training_instead_of_propagating() {
         lambda1: 0.0,
         lambda2: 0.0,
         schedule: Schedule::Alternate,
+        batch: 0,
+        seed: 0,
     };
     match dmf::train("dmf-hf", DmfNet::new(3, 2, 20, 3, 0, &dev), &x, &y, p) {
         Err(FusionError::Diverged { epoch: 1, .. }) => {}
@@ -263,4 +267,83 @@ fn a_search_reuses_the_pretrained_low_fidelity_network_exactly() {
     let reused = fit(1e-2, Some(&memo));
     assert_eq!(reused, fresh);
     assert_ne!(first, fresh);
+}
+
+#[test]
+fn an_ensemble_predicts_the_mean_of_its_members_and_keeps_them_when_saved() {
+    // Member 0 of an ensemble is the single network of `ensemble = 1`; the others start from
+    // weights of their own. The ensemble's prediction is the members' mean, so it lies
+    // between the smallest and largest member prediction and differs from member 0's; saving
+    // and loading keeps every member.
+    let x = inputs(14, 2);
+    let y = Array2::from_shape_fn((14, 5), |(i, j)| (x[[i, 0]] * (j as f64 + 1.0)).sin());
+    let train = MfTrainSet::new(vec![
+        Source::new(x.clone(), y.mapv(|v| 0.8 * v + 0.1)),
+        Source::new(
+            x.slice(ndarray::s![..6, ..]).to_owned(),
+            y.slice(ndarray::s![..6, ..]).to_owned(),
+        ),
+    ]);
+    let fit = |ensemble: usize| {
+        let mut m = registry::build(
+            "dmf-trans",
+            &serde_json::json!({"steps": 80, "fine_tune_steps": 40, "ensemble": ensemble}),
+        )
+        .unwrap();
+        m.fit(
+            &train,
+            &mut FitContext {
+                seed: 2,
+                budget: Budget::default(),
+                memo: None,
+                progress: &NoProgress,
+            },
+        )
+        .unwrap();
+        m
+    };
+    let single = fit(1).predict(x.view()).unwrap().mean;
+    let three = fit(3);
+    let mean = three.predict(x.view()).unwrap().mean;
+    assert_ne!(mean, single, "the other members must change the prediction");
+    let mut loaded = registry::build("dmf-trans", &serde_json::json!({"ensemble": 3})).unwrap();
+    loaded.load_state(&three.save_state().unwrap()).unwrap();
+    assert_eq!(loaded.predict(x.view()).unwrap().mean, mean);
+    // A one-network model saved by an older mfpipe (no `members`) still loads.
+    let one = fit(1);
+    let mut reloaded = registry::build("dmf-trans", &serde_json::json!({})).unwrap();
+    reloaded.load_state(&one.save_state().unwrap()).unwrap();
+    assert_eq!(reloaded.predict(x.view()).unwrap().mean, single);
+    // Out of range: refused with the reason.
+    let err = registry::build("dmf-trans", &serde_json::json!({"ensemble": 0}))
+        .err()
+        .expect("ensemble = 0 is refused")
+        .to_string();
+    assert!(err.contains("ensemble = 0"), "{err}");
+}
+
+#[test]
+fn mini_batches_visit_every_sample_once_per_pass() {
+    // With a batch of 4 out of 12 samples, three consecutive steps form one pass that covers
+    // each row exactly once; a batch as large as the data is full-batch training.
+    let dev = train_device();
+    let x = to_tensor(
+        Array2::from_shape_fn((12, 1), |(i, _)| i as f64).view(),
+        &dev,
+    );
+    let y = x.clone();
+    let mut b = dmf::Batches::new(12, 4, 7);
+    for _pass in 0..3 {
+        let mut seen: Vec<f64> = (0..3)
+            .flat_map(|_| {
+                from_tensor(b.next(&x, &y).0)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        seen.sort_by(f64::total_cmp);
+        assert_eq!(seen, (0..12).map(|i| i as f64).collect::<Vec<_>>());
+    }
+    let mut full = dmf::Batches::new(12, 12, 7);
+    assert_eq!(from_tensor(full.next(&x, &y).1).len(), 12);
 }

@@ -96,6 +96,12 @@ pub struct DmfParams {
     pub r1: f64,
     pub r2: f64,
     pub r3: f64,
+    /// Samples per training step in every phase: 0 = full batch (the whole training set
+    /// each step), otherwise shuffled mini-batches of this size.
+    pub batch: usize,
+    /// Networks fitted from different initial weights (seeds) whose predictions are
+    /// averaged; 1 = a single network.
+    pub ensemble: usize,
     /// Output reduction by PCA (`[models.<name>.output]`; `net` is accepted as its old
     /// name, but only the PCA keys: DMF's networks are the searched cells, not `hidden`).
     #[serde(alias = "net")]
@@ -118,6 +124,8 @@ impl Default for DmfParams {
             r1: 1e-4,
             r2: 1e-4,
             r3: 1e-2,
+            batch: 0,
+            ensemble: 1,
             output: OutputReduction::default(),
         }
     }
@@ -140,6 +148,12 @@ impl DmfParams {
         if self.width == 0 || self.k == 0 || self.steps == 0 || self.fine_tune_steps == 0 {
             return bad("width, k, steps and fine_tune_steps must be at least 1".into());
         }
+        if !(1..=64).contains(&self.ensemble) {
+            return bad(format!(
+                "ensemble = {} must be between 1 and 64 networks",
+                self.ensemble
+            ));
+        }
         for (name, v) in [
             ("lr_w", self.lr_w),
             ("lr_alpha", self.lr_alpha),
@@ -156,9 +170,11 @@ impl DmfParams {
         self.output.check(model)
     }
 
-    fn search(&self, steps: usize) -> SearchPhase {
+    fn search(&self, steps: usize, seed: u64) -> SearchPhase {
         SearchPhase {
             steps,
+            batch: self.batch,
+            seed,
             k: self.k,
             lr_w: self.lr_w,
             lr_alpha: self.lr_alpha,
@@ -219,12 +235,12 @@ crate::saved_net!(DmfTrans);
 pub fn train_trans(
     model: &str,
     mut net: DmfTrans,
-    x: &Tensor<2>,
-    y: &Tensor<2>,
+    (x, y): (&Tensor<2>, &Tensor<2>),
     p: &DmfParams,
     steps: usize,
+    seed: u64,
 ) -> Result<(DmfTrans, f64)> {
-    let objective = |net: &DmfTrans| {
+    let objective = |net: &DmfTrans, x: &Tensor<2>, y: &Tensor<2>| {
         let mut l = dmf::loss(net.forward(x.clone()), y.clone());
         if p.lambda1 > 0.0 {
             l = l + net.low.w_sq().mul_scalar(p.lambda1);
@@ -239,9 +255,11 @@ pub fn train_trans(
         AdamConfig::new().with_epsilon(1e-8).init(),
         AdamConfig::new().with_epsilon(1e-8).init(),
     );
+    let mut batches = dmf::Batches::new(x.dims()[0], p.batch, seed);
     let mut last = f64::NAN;
     for step in 1..=steps {
-        let l = objective(&net);
+        let (xb, yb) = batches.next(x, y);
+        let l = objective(&net, &xb, &yb);
         if step == 1 || step % 100 == 0 || step == steps {
             last = dmf::check_finite(model, step, &l)?;
         }
@@ -261,7 +279,7 @@ pub fn train_trans(
         }
         net = DmfTrans { low, head };
         if p.r2 > 0.0 && (p.schedule == Schedule::Joint || step % p.k == 0) {
-            let mut grads = objective(&net).backward();
+            let mut grads = objective(&net, &xb, &yb).backward();
             let ga = GradientsParams::from_module(&mut grads, &net.low.alpha);
             let DmfTrans { low, head } = net;
             net = DmfTrans {
@@ -288,6 +306,10 @@ struct State {
     input_map: InputMap,
     output_map: OutputMap,
     net: Option<Fitted>,
+    /// The ensemble's other networks (none for a single network); predictions average
+    /// `net` and these.
+    #[serde(default)]
+    members: Vec<Fitted>,
 }
 
 pub struct Dmf {
@@ -304,6 +326,97 @@ impl Dmf {
             params,
             state: None,
         })
+    }
+
+    /// One network of the ensemble from `seed`: DMF_L on the LF data (unless dmf-hf), then
+    /// the variant's HF phase. Returns the network, its final loss and its architecture.
+    fn fit_member(
+        &self,
+        seed: u64,
+        (xh, yh): (&Tensor<2>, &Tensor<2>),
+        lf: Option<&(Array2<f64>, Array2<f64>)>,
+        (steps, ft_steps): (usize, usize),
+        ctx: &FitContext,
+    ) -> Result<(Fitted, f64, serde_json::Value)> {
+        let name = self.name();
+        let p = &self.params;
+        let dev = xh.device();
+        let (d_in, d_out) = (xh.dims()[1], yh.dims()[1]);
+        let fresh = |input: usize, salt: u64| {
+            DmfNet::new(
+                p.cells,
+                input,
+                p.width,
+                d_out,
+                seed.wrapping_add(salt),
+                &dev,
+            )
+        };
+        let Some((zl, yl)) = lf else {
+            let (net, loss) = dmf::train(name, fresh(d_in, 0), xh, yh, p.search(steps, seed))?;
+            let arch = serde_json::json!(net.architecture());
+            return Ok((Fitted::Single(net), loss, arch));
+        };
+        // DMF_L depends only on the LF data (in these coordinates), the search settings and
+        // the seed: within a hyperparameter search it is trained once.
+        let key = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for v in zl.iter().chain(yl.iter()) {
+                v.to_bits().hash(&mut h);
+            }
+            (zl.dim(), yl.dim(), seed, steps).hash(&mut h);
+            serde_json::to_string(&p.search(steps, seed))
+                .expect("serialisable")
+                .hash(&mut h);
+            (p.cells, p.width).hash(&mut h);
+            h.finish()
+        };
+        let pretrain = || -> Result<DmfNet> {
+            let (xl, yl) = (to_tensor(zl.view(), &dev), to_tensor(yl.view(), &dev));
+            Ok(dmf::train(name, fresh(d_in, 0), &xl, &yl, p.search(steps, seed))?.0)
+        };
+        let low = match ctx.memo {
+            Some(m) => m.get_or_make(key, pretrain)?,
+            None => pretrain()?,
+        };
+        let arch = serde_json::json!(low.architecture());
+        let (fitted, loss) = match self.variant {
+            Variant::Copy => {
+                let phase = SearchPhase {
+                    steps: ft_steps,
+                    lr_w: p.r1,
+                    lr_alpha: p.r2,
+                    ..p.search(ft_steps, seed)
+                };
+                let (net, loss) = dmf::train(name, low, xh, yh, phase)?;
+                (Fitted::Single(net), loss)
+            }
+            Variant::Trans => {
+                let net = DmfTrans::new(low, d_in, d_out, &dev);
+                let (net, loss) = train_trans(name, net, (xh, yh), p, ft_steps, seed)?;
+                (Fitted::Trans(net), loss)
+            }
+            Variant::Two => {
+                // DMF_L is frozen: its prediction is a fixed input of the second network.
+                let fl = low.forward(xh.clone()).detach();
+                // The second network is new: it learns at r3 (w) and r2 (alpha).
+                let phase = SearchPhase {
+                    lr_w: p.r3,
+                    lr_alpha: p.r2,
+                    ..p.search(ft_steps, seed)
+                };
+                let (second, loss) = dmf::train(
+                    name,
+                    fresh(d_in + d_out, 1),
+                    &cat(xh.clone(), fl),
+                    yh,
+                    phase,
+                )?;
+                (Fitted::Two { low, second }, loss)
+            }
+            Variant::Hf => unreachable!("dmf-hf takes no LF data"),
+        };
+        Ok((fitted, loss, arch))
     }
 }
 
@@ -349,7 +462,7 @@ impl FusionModel for Dmf {
             p.output.pca_tol,
             p.output.max_components,
         )?;
-        let (d_in, d_out) = (all_x.ncols(), output_map.width());
+        let d_out = output_map.width();
         let dev = train_device();
         let tens = |x: ArrayView2<f64>, y: ArrayView2<f64>| {
             (
@@ -358,112 +471,46 @@ impl FusionModel for Dmf {
             )
         };
         let (xh, yh) = tens(hf.inputs.view(), hf.outputs.view());
-        ctx.progress.start(name, (steps + ft_steps) as u64);
+        ctx.progress
+            .start(name, ((steps + ft_steps) * p.ensemble) as u64);
         let mut arch = serde_json::Value::Null;
-        let (net, loss) = if d_out == 0 {
-            (None, 0.0)
-        } else {
-            let fresh = |input: usize, salt: u64| {
-                DmfNet::new(
-                    p.cells,
-                    input,
-                    p.width,
-                    d_out,
-                    ctx.seed.wrapping_mul(31).wrapping_add(salt),
-                    &dev,
+        let mut fits = Vec::with_capacity(p.ensemble);
+        let mut loss = 0.0;
+        if d_out > 0 {
+            let lf_data = lf.map(|lf| {
+                (
+                    input_map.transform(lf.inputs.view()),
+                    output_map.encode(lf.outputs.view()),
                 )
-            };
-            let (fitted, loss) = match (self.variant, lf) {
-                (Variant::Hf, _) => {
-                    let (net, loss) = dmf::train(name, fresh(d_in, 0), &xh, &yh, p.search(steps))?;
-                    arch = serde_json::json!(net.architecture());
-                    (Fitted::Single(net), loss)
+            });
+            for member in 0..p.ensemble as u64 {
+                // Member 0 is the single network of `ensemble = 1`, bit for bit; the others
+                // draw their weights (and batch orders) from seeds of their own.
+                let seed = ctx
+                    .seed
+                    .wrapping_mul(31)
+                    .wrapping_add(member.wrapping_mul(1_000_003));
+                let (fitted, l, a) =
+                    self.fit_member(seed, (&xh, &yh), lf_data.as_ref(), (steps, ft_steps), ctx)?;
+                if member == 0 {
+                    arch = a;
                 }
-                (variant, Some(lf)) => {
-                    let (zl, yl) = (
-                        input_map.transform(lf.inputs.view()),
-                        output_map.encode(lf.outputs.view()),
-                    );
-                    // DMF_L depends only on the LF data (in these coordinates), the search
-                    // settings and the seed: within a hyperparameter search it is trained once.
-                    let key = {
-                        let mut h = std::collections::hash_map::DefaultHasher::new();
-                        for v in zl.iter().chain(yl.iter()) {
-                            v.to_bits().hash(&mut h);
-                        }
-                        (zl.dim(), yl.dim(), ctx.seed, steps).hash(&mut h);
-                        serde_json::to_string(&p.search(steps))
-                            .expect("serialisable")
-                            .hash(&mut h);
-                        (p.cells, p.width).hash(&mut h);
-                        h.finish()
-                    };
-                    let pretrain = || -> Result<DmfNet> {
-                        let (xl, yl) = (to_tensor(zl.view(), &dev), to_tensor(yl.view(), &dev));
-                        Ok(dmf::train(name, fresh(d_in, 0), &xl, &yl, p.search(steps))?.0)
-                    };
-                    let low = match ctx.memo {
-                        Some(m) => m.get_or_make(key, pretrain)?,
-                        None => pretrain()?,
-                    };
-                    arch = serde_json::json!(low.architecture());
-                    match variant {
-                        Variant::Copy => {
-                            let phase = SearchPhase {
-                                steps: ft_steps,
-                                lr_w: p.r1,
-                                lr_alpha: p.r2,
-                                ..p.search(ft_steps)
-                            };
-                            let (net, loss) = dmf::train(name, low, &xh, &yh, phase)?;
-                            (Fitted::Single(net), loss)
-                        }
-                        Variant::Trans => {
-                            let (net, loss) = train_trans(
-                                name,
-                                DmfTrans::new(low, d_in, d_out, &dev),
-                                &xh,
-                                &yh,
-                                p,
-                                ft_steps,
-                            )?;
-                            (Fitted::Trans(net), loss)
-                        }
-                        Variant::Two => {
-                            // DMF_L is frozen: its prediction is a fixed input of the second network.
-                            let fl = low.forward(xh.clone()).detach();
-                            // The second network is new: it learns at r3 (w) and r2 (alpha).
-                            let phase = SearchPhase {
-                                lr_w: p.r3,
-                                lr_alpha: p.r2,
-                                ..p.search(ft_steps)
-                            };
-                            let (second, loss) = dmf::train(
-                                name,
-                                fresh(d_in + d_out, 1),
-                                &cat(xh.clone(), fl),
-                                &yh,
-                                phase,
-                            )?;
-                            (Fitted::Two { low, second }, loss)
-                        }
-                        Variant::Hf => unreachable!("handled above"),
-                    }
-                }
-                (_, None) => unreachable!("checked above"),
-            };
-            (Some(fitted), loss)
-        };
+                loss += l / p.ensemble as f64;
+                fits.push(fitted);
+            }
+        }
         ctx.progress.finish();
         let mut hp = serde_json::to_value(p).expect("serialisable");
         hp["steps"] = steps.into();
         hp["fine_tune_steps"] = ft_steps.into();
         hp["pca_components"] = d_out.into();
         hp["architecture"] = arch;
+        let mut fits = fits.into_iter();
         self.state = Some(State {
             input_map,
             output_map,
-            net,
+            net: fits.next(),
+            members: fits.collect(),
         });
         let epochs = steps + ft_steps;
         Ok(FitReport {
@@ -487,13 +534,23 @@ impl FusionModel for Dmf {
         }
         let dev = cpu_device();
         let xt = to_tensor(s.input_map.transform(x).view(), &dev);
+        let one = |f: &Fitted| match f {
+            Fitted::Single(net) => from_tensor(net.valid().forward(xt.clone())),
+            Fitted::Trans(net) => from_tensor(net.valid().forward(xt.clone())),
+            Fitted::Two { low, second } => {
+                let fl = low.valid().forward(xt.clone());
+                from_tensor(second.valid().forward(cat(xt.clone(), fl)))
+            }
+        };
         let z = match &s.net {
             None => Array2::zeros((x.nrows(), 0)),
-            Some(Fitted::Single(net)) => from_tensor(net.valid().forward(xt)),
-            Some(Fitted::Trans(net)) => from_tensor(net.valid().forward(xt)),
-            Some(Fitted::Two { low, second }) => {
-                let fl = low.valid().forward(xt.clone());
-                from_tensor(second.valid().forward(cat(xt, fl)))
+            Some(first) => {
+                // The ensemble's mean (a single network when there are no other members).
+                let mut z = one(first);
+                for m in &s.members {
+                    z += &one(m);
+                }
+                z / (1 + s.members.len()) as f64
             }
         };
         Ok(Prediction::point(s.output_map.decode(z.view())))
