@@ -373,3 +373,36 @@ fn fits_are_reproducible_and_bad_settings_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_guided_start_is_tried_besides_the_generic_ones() {
+    // `nar` adds starts where the cheaper level explains the target. A start placed at a
+    // known optimum must be where the fit ends up even when the optimiser may take only one
+    // step, and the generic starts alone cannot get there in one step.
+    let x = Array2::from_shape_fn((10, 2), |(i, j)| ((i * 7 + j * 3) % 10) as f64 / 5.0 - 1.0);
+    let y = Array2::from_shape_fn((10, 1), |(i, _)| (2.0 * x[[i, 0]]).sin() + 0.5 * x[[i, 1]]);
+    let lf = y.mapv(|v| 0.9 * v + 0.05);
+    let z = ndarray::concatenate(ndarray::Axis(1), &[x.view(), lf.view()]).unwrap();
+    let zero = Array2::<f64>::zeros((10, 0));
+    let problem = || Problem::new("test", vec![3, 2], None, z.view(), y.view(), zero.view());
+    let best = problem().fit(20, 200, 1).unwrap();
+    let s = best.summary();
+    let ls: Vec<Vec<f64>> = serde_json::from_value(s["length_scales"].clone()).unwrap();
+    let sig: Vec<f64> = serde_json::from_value(s["signal_std"].clone()).unwrap();
+    let noise = s["noise_std"].as_f64().unwrap();
+    let one_step = problem().fit(2, 1, 1).unwrap();
+    let guided = problem().with_start(&ls, &sig, noise).fit(2, 1, 1).unwrap();
+    assert!(
+        one_step.lml < best.lml - 1.0,
+        "one step from the generic starts already reaches the optimum ({} vs {}): the test \
+         cannot tell",
+        one_step.lml,
+        best.lml
+    );
+    assert!(
+        guided.lml >= best.lml - 1e-4,
+        "guided {} vs optimum {}",
+        guided.lml,
+        best.lml
+    );
+}

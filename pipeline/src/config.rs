@@ -839,4 +839,17 @@ mod shipped {
             RunConfig::parse(text, name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }
     }
+
+    /// configs/previous/ (not embedded: earlier defaults kept for the record) parses too, and
+    /// holds a file for each problem of the DMF paper's Figs. 6-8.
+    #[test]
+    fn the_previous_defaults_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/previous");
+        for p in ["borehole", "currin", "park", "burgers", "poisson"] {
+            let path = dir.join(format!("{p}.toml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            RunConfig::parse(&text, p).unwrap_or_else(|e| panic!("{p}: {e:#}"));
+            assert!(text.contains("guided_starts = false"), "{p}");
+        }
+    }
 }
