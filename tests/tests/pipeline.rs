@@ -98,10 +98,15 @@ fn smoke_run_writes_results_report_and_plots() {
         svg.matches("<rect").count() < 2000,
         "fields drawn as rectangles"
     );
-    // Hyperband (the default) chose dmf-trans's and dmf-2's learning rates, once per
+    // Hyperband (the default) chose dmf-trans's and dmf-2's learning rates and weight decay, once per
     // (model, N_H) on the first seed's training data, within the configured space, and the
     // fits ran with the chosen values.
-    let bounds = [("r1", 1e-5, 1e-2), ("r2", 1e-5, 1e-2), ("r3", 1e-4, 3e-2)];
+    let bounds = [
+        ("lambda1", 1e-6, 1e-2),
+        ("r1", 1e-5, 1e-2),
+        ("r2", 1e-5, 1e-2),
+        ("r3", 1e-4, 3e-2),
+    ];
     for r in recs {
         let hp = &r["hyperparameters"];
         let model = r["model"].as_str().unwrap();
@@ -120,9 +125,9 @@ fn smoke_run_writes_results_report_and_plots() {
         let chosen = s["chosen"].as_object().unwrap();
         let names: Vec<&str> = chosen.keys().map(|k| k.as_str()).collect();
         let expect: &[&str] = if model == "dmf-trans" {
-            &["r1", "r2", "r3"]
+            &["lambda1", "r1", "r2", "r3"]
         } else {
-            &["r2", "r3"]
+            &["lambda1", "r2", "r3"]
         };
         assert_eq!(names, expect);
         for (name, lo, hi) in bounds {
