@@ -244,12 +244,12 @@ impl FusionModel for Nar {
             let zero_h = zero_mean(xh.nrows());
             let d = xh.ncols();
             // k_x k_f over [x, f_{t-1}] plus k_d over x. Besides the generic starts, two
-            // where the cheaper level explains the target: f_t a smooth function of
-            // f_{t-1} (length scale 3, or 10 with a larger signal: nearly linear) that
-            // varies slowly in x (10), and a small discrepancy term. With 5-10 target samples in 9-10 hyperparameter
-            // dimensions the likelihood has many optima, and random starts find this basin,
-            // where the best optimum usually lies, only now and then (BENCHMARKS.md, nar
-            // at small N_H).
+            // where the cheaper level explains the target: f_t a smooth function of f_{t-1}
+            // (length scale 3, or 10 with a larger signal: nearly linear) that varies slowly
+            // in x (10), and a small discrepancy term. With 5-10 target samples in 9-10
+            // hyperparameter dimensions the likelihood has many optima, and random starts
+            // find this basin only now and then although its optimum is often the best
+            // (BENCHMARKS.md, "nar at small N_H").
             let k = fl.ncols();
             let lead = |lf: f64| {
                 let mut l = vec![10.0; d];
