@@ -9,6 +9,16 @@ use mfpipe_fusion::models::dmf::{train_trans, DmfParams, DmfTrans};
 use mfpipe_fusion::{registry, Budget, FitContext, FusionError, MfTrainSet, Source};
 use ndarray::Array2;
 
+/// A fit's context: seed, full budget, no progress display, `memo` within a search.
+fn context(seed: u64, memo: Option<&mfpipe_fusion::Memo>) -> FitContext<'_> {
+    FitContext {
+        seed,
+        budget: Budget::default(),
+        memo,
+        progress: &NoProgress,
+    }
+}
+
 fn inputs(n: usize, d: usize) -> Array2<f64> {
     Array2::from_shape_fn((n, d), |(i, j)| ((i * 7 + j * 3) as f64 * 0.37).sin())
 }
@@ -206,16 +216,7 @@ fn dmf_trans_exploits_correlated_low_fidelity_data() {
     let test = set(&test_x, false);
     let rmse = |name: &str, params: serde_json::Value| {
         let mut m = registry::build(name, &params).unwrap();
-        m.fit(
-            &train,
-            &mut FitContext {
-                seed: 0,
-                budget: Budget::default(),
-                memo: None,
-                progress: &NoProgress,
-            },
-        )
-        .unwrap();
+        m.fit(&train, &mut context(0, None)).unwrap();
         let p = m.predict(test.inputs.view()).unwrap().mean;
         ((&p - &test.outputs).mapv(|e| e * e).mean().unwrap()).sqrt()
     };
@@ -250,16 +251,7 @@ fn a_search_reuses_the_pretrained_low_fidelity_network_exactly() {
             &serde_json::json!({"steps": 60, "fine_tune_steps": 30, "r3": r3}),
         )
         .unwrap();
-        m.fit(
-            &train,
-            &mut FitContext {
-                seed: 3,
-                budget: Budget::default(),
-                memo,
-                progress: &NoProgress,
-            },
-        )
-        .unwrap();
+        m.fit(&train, &mut context(3, memo)).unwrap();
         m.predict(x.view()).unwrap().mean
     };
     let fresh = fit(1e-2, None);
@@ -290,16 +282,7 @@ fn an_ensemble_predicts_the_mean_of_its_members_and_keeps_them_when_saved() {
             &serde_json::json!({"steps": 80, "fine_tune_steps": 40, "ensemble": ensemble}),
         )
         .unwrap();
-        m.fit(
-            &train,
-            &mut FitContext {
-                seed: 2,
-                budget: Budget::default(),
-                memo: None,
-                progress: &NoProgress,
-            },
-        )
-        .unwrap();
+        m.fit(&train, &mut context(2, None)).unwrap();
         m
     };
     let single = fit(1).predict(x.view()).unwrap().mean;
